@@ -14,11 +14,10 @@ from enum import StrEnum
 
 from vitals.gatt import uuids as sig
 from vitals.gatt.pendant import PENDANT_EVENT_CHARACTERISTIC, PENDANT_SERVICE
+from vitals.gatt.respiration import RESPIRATORY_RATE_CHARACTERISTIC, WEARABLE_EXTENSION_SERVICE
 from vitals.metrics import Metric
 
 __all__ = [
-    "PENDANT_EVENT_CHARACTERISTIC",
-    "PENDANT_SERVICE",
     "DeviceKind",
     "DeviceKindInfo",
 ]
@@ -64,11 +63,25 @@ _DEVICE_INFORMATION = _sig(sig.DEVICE_INFORMATION_SERVICE)
 
 _KINDS: dict[DeviceKind, DeviceKindInfo] = {
     DeviceKind.WEARABLE: DeviceKindInfo(
-        services=(_sig(sig.HEART_RATE_SERVICE), _BATTERY, _DEVICE_INFORMATION),
-        subscribe=(_sig(sig.HEART_RATE_MEASUREMENT), _sig(sig.BATTERY_LEVEL)),
+        services=(
+            _sig(sig.HEART_RATE_SERVICE),
+            _BATTERY,
+            _DEVICE_INFORMATION,
+            WEARABLE_EXTENSION_SERVICE,
+        ),
+        subscribe=(
+            _sig(sig.HEART_RATE_MEASUREMENT),
+            RESPIRATORY_RATE_CHARACTERISTIC,
+            _sig(sig.BATTERY_LEVEL),
+        ),
         spot=False,
         cadence=timedelta(seconds=1),
-        metrics=(Metric.HEART_RATE, Metric.RR_INTERVAL, Metric.BATTERY_LEVEL),
+        metrics=(
+            Metric.HEART_RATE,
+            Metric.RR_INTERVAL,
+            Metric.RESPIRATORY_RATE,
+            Metric.BATTERY_LEVEL,
+        ),
     ),
     DeviceKind.PULSE_OXIMETER: DeviceKindInfo(
         services=(_sig(sig.PULSE_OXIMETER_SERVICE), _BATTERY, _DEVICE_INFORMATION),

@@ -27,6 +27,7 @@ from vitals.gatt import (
     PlxDeviceSensorStatus,
     PlxMeasurementStatus,
     PlxSpotCheckMeasurement,
+    RespiratoryRate,
     TemperatureMeasurement,
     WeightMeasurement,
 )
@@ -170,6 +171,11 @@ def observations(value: Measurement) -> tuple[Observation, ...]:
                 (stamp is not None, Quality.DEVICE_TIME),
             )
             return (Observation(Metric.BLOOD_GLUCOSE, mmol, stamp, flags=flags),)
+        case RespiratoryRate():
+            if value.breaths_per_minute is None:
+                return ()
+            flags = _flags((value.sensor_contact is False, Quality.NO_CONTACT))
+            return (Observation(Metric.RESPIRATORY_RATE, value.breaths_per_minute, flags=flags),)
         case BatteryLevel():
             return (Observation(Metric.BATTERY_LEVEL, float(value.percent)),)
         case PendantEvent():

@@ -140,6 +140,8 @@ def test_service_and_characteristic_constants() -> None:
         0x2A9D: "Weight Measurement",
         0x2A18: "Glucose Measurement",
         0x2A19: "Battery Level",
+        gatt.PENDANT_EVENT_CHARACTERISTIC: "Pendant Event",
+        gatt.RESPIRATORY_RATE_CHARACTERISTIC: "Respiratory Rate",
     }
 
 

@@ -14,6 +14,7 @@ from vitals import Metric, Quality
 from vitals.devices import DeviceKind
 from vitals.gatt import (
     PENDANT_EVENT_CHARACTERISTIC,
+    RESPIRATORY_RATE_CHARACTERISTIC,
     BatteryLevel,
     BloodPressureMeasurement,
     BloodPressureStatus,
@@ -30,6 +31,7 @@ from vitals.gatt import (
     PlxMeasurementStatus,
     PlxSpotCheckMeasurement,
     PressureUnit,
+    RespiratoryRate,
     SampleLocation,
     TemperatureMeasurement,
     TemperatureUnit,
@@ -249,3 +251,48 @@ def test_spot_and_continuous_kinds() -> None:
         DeviceKind.GLUCOSE_METER,
     }
     assert str(DeviceKind.WEARABLE.info.services[0]) == "0000180d-0000-1000-8000-00805f9b34fb"
+
+
+# --- respiratory rate (wearable vendor characteristic) --------------------------------------
+
+RESP = str(RESPIRATORY_RATE_CHARACTERISTIC)
+
+
+@pytest.mark.parametrize(
+    ("hexdata", "expected"),
+    [
+        ("00 1000", RespiratoryRate(16.0)),
+        ("03 1000", RespiratoryRate(16.0, sensor_contact=True)),
+        ("01 1000", RespiratoryRate(16.0, sensor_contact=False)),
+        ("03 b5f0", RespiratoryRate(18.1, sensor_contact=True)),
+        ("00 ff07", RespiratoryRate(None)),
+        ("00 0008", RespiratoryRate(None)),
+    ],
+)
+def test_respiratory_rate_known_vectors(hexdata: str, expected: RespiratoryRate) -> None:
+    data = bytes.fromhex(hexdata)
+    assert decode(RESP, data) == expected
+    assert encode(expected) == data or expected.breaths_per_minute is None
+
+
+@pytest.mark.parametrize("hexdata", ["", "00", "00 10", "00 1000 00"])
+def test_respiratory_rate_malformed(hexdata: str) -> None:
+    with pytest.raises(DecodeError):
+        decode(RESP, bytes.fromhex(hexdata))
+
+
+@settings(max_examples=300)
+@given(
+    st.none() | st.integers(0, 2000).map(float) | st.integers(0, 999).map(lambda n: n / 10),
+    st.none() | st.booleans(),
+)
+def test_respiratory_rate_round_trip(rate: float | None, contact: bool | None) -> None:
+    value = RespiratoryRate(rate, contact)
+    assert decode(RESP, encode(value)) == value
+
+
+def test_respiratory_rate_observation() -> None:
+    assert observations(RespiratoryRate(17.0, False)) == (
+        Observation(Metric.RESPIRATORY_RATE, 17.0, flags=(Quality.NO_CONTACT,)),
+    )
+    assert observations(RespiratoryRate(None)) == ()

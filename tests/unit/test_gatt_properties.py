@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from typing import TypeVar
+from uuid import UUID
 
 import pytest
 from hypothesis import given, settings
@@ -193,7 +194,7 @@ MEASUREMENTS: dict[str, st.SearchStrategy[Measurement]] = {
     "battery": batteries,
 }
 
-UUIDS = sorted(gatt.CHARACTERISTIC_NAMES)
+UUIDS = sorted(gatt.CHARACTERISTIC_NAMES, key=str)
 
 
 def _decode_or_error(uuid16: UUIDLike, payload: bytes) -> Measurement | DecodeError:
@@ -220,10 +221,10 @@ def test_round_trip_is_exact(name: str, data: st.DataObject) -> None:
     _round_trip(data.draw(MEASUREMENTS[name], label=name))
 
 
-@pytest.mark.parametrize("uuid16", UUIDS, ids=[f"{u:04x}" for u in UUIDS])
+@pytest.mark.parametrize("uuid16", UUIDS, ids=[gatt.CHARACTERISTIC_NAMES[u] for u in UUIDS])
 @settings(max_examples=EXAMPLES)
 @given(payload=st.binary(max_size=48))
-def test_random_bytes_decode_or_raise_decode_error(uuid16: int, payload: bytes) -> None:
+def test_random_bytes_decode_or_raise_decode_error(uuid16: int | UUID, payload: bytes) -> None:
     result = _decode_or_error(uuid16, payload)
     if isinstance(result, DecodeError):
         assert result.characteristic == gatt.CHARACTERISTIC_NAMES[uuid16]

@@ -9,7 +9,8 @@ derived from which optional fields are set. No I/O. Every malformed payload rais
 Supported: Heart Rate Measurement (0x2A37), Temperature Measurement (0x2A1C), Blood Pressure
 Measurement (0x2A35), PLX Spot-Check (0x2A5E) and Continuous (0x2A5F) Measurement, Weight
 Measurement (0x2A9D), Glucose Measurement (0x2A18), Battery Level (0x2A19), and the CareWatch
-pendant's vendor Pendant Event (``vitals.gatt.pendant``). Each module's
+pendant's vendor Pendant Event (``vitals.gatt.pendant``) and the wearable's vendor Respiratory
+Rate (``vitals.gatt.respiration``). Each module's
 docstring gives the layout and how it treats reserved bits and unknown codes.
 """
 
@@ -81,6 +82,13 @@ from vitals.gatt.plx import (
     encode_plx_continuous,
     encode_plx_spot_check,
 )
+from vitals.gatt.respiration import (
+    RESPIRATORY_RATE_CHARACTERISTIC,
+    WEARABLE_EXTENSION_SERVICE,
+    RespiratoryRate,
+    decode_respiratory_rate,
+    encode_respiratory_rate,
+)
 from vitals.gatt.temperature import (
     TemperatureMeasurement,
     TemperatureType,
@@ -140,8 +148,10 @@ __all__ = [
     "PLX_CONTINUOUS_MEASUREMENT",
     "PLX_SPOT_CHECK_MEASUREMENT",
     "PULSE_OXIMETER_SERVICE",
+    "RESPIRATORY_RATE_CHARACTERISTIC",
     "TEMPERATURE_MEASUREMENT",
     "UNKNOWN_USER",
+    "WEARABLE_EXTENSION_SERVICE",
     "WEIGHT_MEASUREMENT",
     "WEIGHT_SCALE_SERVICE",
     "BatteryLevel",
@@ -166,6 +176,7 @@ __all__ = [
     "PlxSpotCheckMeasurement",
     "PressureUnit",
     "PulseRateRange",
+    "RespiratoryRate",
     "SampleLocation",
     "SpO2PR",
     "Special",
@@ -188,6 +199,7 @@ __all__ = [
     "decode_pendant_event",
     "decode_plx_continuous",
     "decode_plx_spot_check",
+    "decode_respiratory_rate",
     "decode_sfloat",
     "decode_temperature",
     "decode_weight",
@@ -202,6 +214,7 @@ __all__ = [
     "encode_pendant_event",
     "encode_plx_continuous",
     "encode_plx_spot_check",
+    "encode_respiratory_rate",
     "encode_sfloat",
     "encode_sfloat_special",
     "encode_temperature",

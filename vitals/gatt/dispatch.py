@@ -13,6 +13,7 @@ from vitals.gatt import (
     heart_rate,
     pendant,
     plx,
+    respiration,
     temperature,
     weight,
 )
@@ -39,6 +40,12 @@ from vitals.gatt.plx import (
     decode_plx_spot_check,
     encode_plx_continuous,
     encode_plx_spot_check,
+)
+from vitals.gatt.respiration import (
+    RESPIRATORY_RATE_CHARACTERISTIC,
+    RespiratoryRate,
+    decode_respiratory_rate,
+    encode_respiratory_rate,
 )
 from vitals.gatt.temperature import (
     TemperatureMeasurement,
@@ -79,6 +86,7 @@ Measurement: TypeAlias = (
     | GlucoseMeasurement
     | BatteryLevel
     | PendantEvent
+    | RespiratoryRate
 )
 """Any value :func:`decode` returns and :func:`encode` takes."""
 
@@ -95,6 +103,7 @@ _DECODERS: Final[Mapping[_Key, Callable[[Buffer], Measurement]]] = {
     GLUCOSE_MEASUREMENT: decode_glucose,
     BATTERY_LEVEL: decode_battery_level,
     PENDANT_EVENT_CHARACTERISTIC: decode_pendant_event,
+    RESPIRATORY_RATE_CHARACTERISTIC: decode_respiratory_rate,
 }
 
 CHARACTERISTIC_NAMES: Final[Mapping[_Key, str]] = {
@@ -107,6 +116,7 @@ CHARACTERISTIC_NAMES: Final[Mapping[_Key, str]] = {
     GLUCOSE_MEASUREMENT: glucose.NAME,
     BATTERY_LEVEL: battery.NAME,
     PENDANT_EVENT_CHARACTERISTIC: pendant.NAME,
+    RESPIRATORY_RATE_CHARACTERISTIC: respiration.NAME,
 }
 """The characteristics :func:`decode` knows: SIG ones by 16-bit UUID, vendor ones by UUID."""
 
@@ -157,6 +167,8 @@ def characteristic_uuid(value: Measurement) -> int | uuid_module.UUID:
             return BATTERY_LEVEL
         case PendantEvent():
             return PENDANT_EVENT_CHARACTERISTIC
+        case RespiratoryRate():
+            return RESPIRATORY_RATE_CHARACTERISTIC
     raise TypeError(f"{type(value).__name__} is not a GATT characteristic value")
 
 
@@ -184,4 +196,6 @@ def encode(value: Measurement) -> bytes:
             return encode_battery_level(value)
         case PendantEvent():
             return encode_pendant_event(value)
+        case RespiratoryRate():
+            return encode_respiratory_rate(value)
     raise TypeError(f"{type(value).__name__} is not a GATT characteristic value")
