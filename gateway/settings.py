@@ -1,0 +1,285 @@
+"""The gateway's one ``Settings``: a TOML file given by path, overridden by environment
+variables ``CAREWATCH_...`` (nested with ``__``: ``CAREWATCH_MQTT__URL=mqtts://...``).
+
+Built once in ``__main__`` with :meth:`GatewaySettings.load` and passed down; no module reads
+settings on its own. Unknown keys are refused (a typo must not silently fall back to a
+default), and so are placeholder secrets such as ``password = "changeme"`` unless
+``demo = true``. Example: ``deploy/gateway/gateway.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    UrlConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.errors import SettingsError
+from gateway.registry import DeviceEntry, Registry
+from vitals.topics import ID_PATTERN
+from vitals.wire import MAX_BATCH_READINGS
+
+__all__ = [
+    "PLACEHOLDER_SECRETS",
+    "FullPolicy",
+    "GatewaySettings",
+    "LogSettings",
+    "MqttSettings",
+    "MqttUrl",
+    "OutboxSettings",
+    "RecorderSettings",
+    "StatusSettings",
+]
+
+MqttUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts"], host_required=True)]
+"""``mqtt://host[:1883]`` (plain TCP) or ``mqtts://host[:8883]`` (TLS)."""
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "password", "secret", "carewatch", "mqtt"}
+)
+"""Passwords that are refused outside the demo (compared case-insensitively)."""
+
+
+class FullPolicy(StrEnum):
+    """What the outbox does when it holds ``max_rows`` readings."""
+
+    DROP_OLDEST_CONTINUOUS = "drop_oldest_continuous"
+    """Drop the oldest readings of continuous high-rate metrics first (heart rate, RR
+    interval, respiratory rate, battery, continuous oximetry), then the oldest spot
+    measurements, and events (fall, help button) only when nothing else is left."""
+    REFUSE_NEW = "refuse_new"
+    """Keep what is stored and refuse the new readings that do not fit (any metric)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    url: MqttUrl = Field(default=AnyUrl("mqtt://localhost:1883"))
+    """Broker address; ``mqtts://`` turns TLS on."""
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    """CA bundle that signs the broker's certificate (system CAs when absent)."""
+    cert_file: Path | None = None
+    """Client certificate for mutual TLS (with ``key_file``)."""
+    key_file: Path | None = None
+    tls_insecure: bool = False
+    """Skip the broker hostname check (never in production)."""
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Hard limit on one connection attempt (TCP, TLS, CONNECT/CONNACK)."""
+    ack_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """A publish not acknowledged within this time marks the connection dead: reconnect."""
+    batch_size: int = Field(default=500, ge=1, le=MAX_BATCH_READINGS)
+    """Most readings in one MQTT message."""
+    batch_interval_s: float = Field(default=1.0, ge=0, le=60)
+    """Longest a live reading waits for its batch to fill."""
+    max_in_flight: int = Field(default=4, ge=1, le=16)
+    """Batches published and awaiting their PUBACK at once (below the broker's receive
+    maximum, 20 by default in Mosquitto)."""
+    session_expiry_s: int = Field(default=86_400, ge=0, le=2**32 - 1)
+    """MQTT v5 session expiry: the broker keeps the gateway's session this long offline."""
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    """Cap of the random, growing delay between connection attempts."""
+
+    @property
+    def tls(self) -> bool:
+        return self.url.scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        host = self.url.host
+        if host is None:  # pragma: no cover (host_required)
+            raise SettingsError("mqtt.url has no host")
+        return host
+
+    @property
+    def port(self) -> int:
+        port = self.url.port
+        if port is not None:
+            return port
+        return 8883 if self.tls else 1883
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s is below reconnect_min_s")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.password is not None and self.username is None:
+            raise ValueError("password without username")
+        if not self.tls and any((self.ca_file, self.cert_file, self.tls_insecure)):
+            raise ValueError("TLS files or tls_insecure given for a plain mqtt:// url")
+        return self
+
+
+class OutboxSettings(_Section):
+    path: Path = Path("/var/lib/carewatch/outbox.sqlite3")
+    max_rows: int = Field(default=2_000_000, ge=10)
+    """About 4 days of three continuous wearables at ~6 readings/s in ~250 MB."""
+    policy: FullPolicy = FullPolicy.DROP_OLDEST_CONTINUOUS
+    late_after_s: float = Field(default=30.0, ge=0)
+    """A reading first handed to the uplink more than this after it was received is sent
+    with the ``late`` flag (see ``gateway.outbox``)."""
+
+    @property
+    def late_after(self) -> timedelta:
+        return timedelta(seconds=self.late_after_s)
+
+
+class RecorderSettings(_Section):
+    queue_size: int = Field(default=10_000, ge=1)
+    """Observations waiting between the BLE callbacks and the outbox; beyond, new ones are
+    dropped and counted."""
+    flush_size: int = Field(default=500, ge=1)
+    flush_interval_s: float = Field(default=0.05, gt=0, le=10)
+    max_device_time_age_days: float = Field(default=30.0, gt=0)
+    """A device timestamp older than this before receipt is taken as a wrong device clock."""
+
+    @property
+    def max_device_time_age(self) -> timedelta:
+        return timedelta(days=self.max_device_time_age_days)
+
+
+class StatusSettings(_Section):
+    heartbeat_s: float = Field(default=60.0, gt=0, le=3600)
+    """Interval of the retained online status with health figures."""
+
+
+class BleSettings(_Section):
+    """The BLE central: which radio it drives and which devices are ours."""
+
+    backend: Literal["bluez", "bumble"] = "bluez"
+    """``bluez``: the host's Bluetooth adapter through BlueZ (production). ``bumble``: a Bumble
+    host on an HCI transport, e.g. the simulator's virtual controller."""
+    transport: str | None = None
+    """The HCI transport for ``bumble``, e.g. ``tcp-client:127.0.0.1:9001``."""
+    connect_attempts: int = Field(default=3, ge=1, le=10)
+    backoff_initial_s: float = Field(default=1.0, gt=0, le=60)
+    backoff_max_s: float = Field(default=60.0, gt=0, le=3600)
+    spot_idle_s: float = Field(default=3.0, gt=0, le=120)
+    """A spot device (cuff, scale, thermometer, glucose meter) is released after being quiet
+    this long once connected."""
+    watchdog_silence_s: float = Field(default=120.0, gt=0)
+    """The scanner is restarted when it reports nothing for this long while a device waits."""
+    devices: tuple[DeviceEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.backend == "bumble" and not self.transport:
+            raise ValueError("ble.transport is required with backend = 'bumble'")
+        Registry(self.devices)  # refuses duplicate ids
+        return self
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "kv"] = "kv"
+
+
+class GatewaySettings(BaseSettings):
+    """Everything one gateway process needs, from ``gateway.toml`` and ``CAREWATCH_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAREWATCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    site: Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
+    gateway: Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
+    timezone: str = "UTC"
+    """IANA zone of the home (``Europe/Berlin``): devices' naive clocks are read in it."""
+    demo: bool = False
+    """The zero-install demo: placeholder secrets allowed."""
+    mqtt: MqttSettings = MqttSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    recorder: RecorderSettings = RecorderSettings()
+    status: StatusSettings = StatusSettings()
+    log: LogSettings = LogSettings()
+    ble: BleSettings = BleSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Self:
+        password = self.mqtt.password
+        if (
+            not self.demo
+            and password is not None
+            and password.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(
+                "mqtt.password is a placeholder: set a real secret (or demo = true for the demo)"
+            )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (whose contents arrive as init arguments).
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, path: Path | None) -> GatewaySettings:
+        """Read ``path`` (TOML; ``None`` for environment only) and the environment.
+
+        Raises :class:`SettingsError` naming every problem (file, syntax, field).
+        """
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with path.open("rb") as file:
+                    data = tomllib.load(file)
+            except OSError as exc:
+                raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            errors = tuple(
+                f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            where = f" in {path}" if path is not None else ""
+            raise SettingsError(
+                f"invalid gateway settings{where}: {'; '.join(errors)}", errors
+            ) from exc
