@@ -22,8 +22,10 @@ change, and why:
 * **Radio range.** :attr:`SimController.on_air` set to ``False`` stops the controller from
   sending or hearing advertising PDUs, and :meth:`SimController.drop_links` ends its links the
   way a lost radio does: both ends report Connection Timeout (0x08). The link has no
-  supervision timer, so the peer learns of the loss through an LL_TERMINATE_IND carrying that
-  reason.
+  supervision timer, so the peer's end is closed at the same moment with that reason.
+  (Links ended this way, or by a reset, end at both controllers at once; data a host sent
+  before it heard of the end is dropped quietly, as a real controller does, instead of
+  Bumble's warning per packet.)
 * **Scan responses.** The stock controller reports an advertiser's advertising data a second
   time where the scan response belongs, so a name carried only in the scan response (the
   31-byte legacy payload rarely fits a 128-bit service UUID and a name) never reaches the
@@ -190,10 +192,37 @@ class SimController(Controller):
         return len(connections)
 
     def _terminate_at_peer(self, connection: Connection, reason: int) -> None:
-        try:
-            connection.send_ll_control_pdu(ll.TerminateInd(reason))
-        except core.InvalidArgumentError:
+        """End the peer's side of ``connection`` now, as its LL_TERMINATE_IND handler would.
+
+        Doing it at once rather than through a scheduled PDU keeps the two ends consistent:
+        nothing the peer sends in between reaches a controller that no longer knows the link,
+        and a peer that drops the same link a moment later does not terminate it twice.
+        """
+        peer = self.link.find_le_controller(connection.peer_address) if self.link else None
+        if peer is None:
             logger.debug("controller=%s peer=%s already gone", self.name, connection.peer_address)
+            return
+        peer_side = peer.le_connections.get(connection.self_address)
+        if peer_side is not None:
+            peer.on_le_disconnected(peer_side, reason)
+
+    # -- links that a host or peer is still using as they end --------------------------------
+
+    def on_hci_acl_data_packet(self, packet: hci.HCI_AclDataPacket) -> None:
+        if self.find_connection_by_handle(packet.connection_handle) is None:
+            # The host sent this before it heard the link had ended: a real controller drops
+            # it too. (Bumble's warns once per packet.)
+            logger.debug("controller=%s dropped data for ended link", self.name)
+            return
+        super().on_hci_acl_data_packet(packet)
+
+    def on_link_acl_data(
+        self, sender_address: hci.Address, transport: core.PhysicalTransport, data: bytes
+    ) -> None:
+        if transport == core.PhysicalTransport.LE and sender_address not in self.le_connections:
+            logger.debug("controller=%s dropped data from ended link", self.name)
+            return
+        super().on_link_acl_data(sender_address, transport, data)
 
     # -- LE Create Connection Cancel -------------------------------------------------------
 

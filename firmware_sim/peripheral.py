@@ -460,6 +460,7 @@ class Peripheral:
         self._connected_at = 0.0
         self._release_at: float | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
         self._last_values: dict[uuid.UUID, Measurement] = {}
         self._last_disconnect_reason: int | None = None
         self._warned_truncation = False
@@ -666,10 +667,20 @@ class Peripheral:
 
     # -- the device's task -------------------------------------------------------------------
 
+    def stop_requested(self) -> bool:
+        return self._stopping
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return once the step under way is done (a task cancelled in the
+        middle of an HCI command leaves Bumble's host expecting the response)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Advertise, deliver and release as the state asks, until cancelled."""
+        """Advertise, deliver and release as the state asks, until :meth:`stop` or
+        cancellation."""
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.stop_requested():
             self._wake.clear()
             try:
                 await self._step()
@@ -682,6 +693,8 @@ class Peripheral:
                     logger.exception("device=%s peripheral step failed", self.id)
                 await asyncio.sleep(1.0)
                 continue
+            if self.stop_requested():
+                return
             deadline = self._next_deadline()
             delay = None if deadline is None else max(0.0, deadline - loop.time())
             with contextlib.suppress(TimeoutError):

@@ -91,6 +91,9 @@ class RuntimeOptions:
     peripheral: PeripheralOptions = field(default_factory=PeripheralOptions)
     delivery_capacity: int = 200_000
     """Deliveries kept in memory (all of them go to ``record``)."""
+    stop_grace: float = 5.0
+    """Wall seconds the peripherals get to finish what they are doing when the runtime
+    stops, before they are cancelled."""
 
 
 @dataclass(slots=True)
@@ -217,8 +220,8 @@ class SimulatorRuntime:
                 group.create_task(peripheral.run(), name=f"peripheral:{peripheral.id}")
             )
         self._tasks.append(group.create_task(self._tick_loop(), name="tick"))
-        # Runs before the task group's exit, which then waits for the cancelled tasks.
-        stack.callback(self._cancel_tasks)
+        # Runs before the task group's exit, which then waits for the tasks.
+        stack.push_async_callback(self._stop_tasks)
         logger.info(
             "simulator started devices=%d listen=%s", len(self._peripherals), self.hci_client_spec
         )
@@ -234,7 +237,17 @@ class SimulatorRuntime:
             await stack.__aexit__(exc_type, exc, tb)
         logger.info("simulator stopped ticks=%d deliveries=%d", self.ticks, self.deliveries.total)
 
-    def _cancel_tasks(self) -> None:
+    async def _stop_tasks(self) -> None:
+        """Let the peripherals finish the step under way (up to ``stop_grace`` seconds),
+        then cancel whatever is left."""
+        for peripheral in self._peripherals.values():
+            peripheral.stop()
+        pending = [task for task in self._tasks if not task.done() and task.get_name() != "tick"]
+        for task in self._tasks:
+            if task.get_name() == "tick":
+                task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=self.options.stop_grace)
         for task in self._tasks:
             task.cancel()
 

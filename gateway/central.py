@@ -42,9 +42,9 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 from bleak_retry_connector import establish_connection
 
-from gateway.backoff import Backoff
 from gateway.registry import DeviceEntry, Registry
 from vitals import DeviceState, Metric
+from vitals.backoff import Backoff
 from vitals.gatt import BATTERY_LEVEL, DecodeError, decode, uuid16_to_str
 from vitals.observations import Observation, observations
 

@@ -48,7 +48,6 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from gateway.backoff import Backoff
 from gateway.errors import (
     GatewayError,
     PublishRefusedError,
@@ -61,6 +60,7 @@ from gateway.health import Clock, HealthSource, NoDevices, utc_now, versions
 from gateway.outbox import AsyncOutbox, Stored
 from gateway.settings import MqttSettings, StatusSettings
 from vitals import topics
+from vitals.backoff import Backoff
 from vitals.wire import GatewayState, Reading, ReadingBatch, Status
 
 __all__ = [

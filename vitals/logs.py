@@ -31,7 +31,6 @@ class KeyValueFormatter(logging.Formatter):
         message = record.getMessage()
         if record.exc_info:
             message = f"{message} | {self.formatException(record.exc_info)}"
-        message = message.replace("\n", "\\n")
         return (
             f"time={_when(record)} level={record.levelname} logger={record.name} "
             f"msg={json.dumps(message, ensure_ascii=False)}"

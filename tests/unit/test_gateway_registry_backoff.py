@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from gateway.backoff import Backoff
 from gateway.registry import DeviceEntry, Registry
+from vitals.backoff import Backoff
 from vitals.devices import DeviceKind
 
 

@@ -230,6 +230,11 @@ async def test_two_reconnect_cycles_resend_unacknowledged_batches_unchanged(
             await until(lambda: len(link.batches()) >= 2, "two batches in flight")
             link.sent[1].ack.set_result(None)  # the first batch is acknowledged, no other
             await until(lambda: outbox.depth == 25 - 10 * (number + 1), "first batch deleted")
+            unsent = list(range(1 + 10 * number, 26))
+            await until(
+                lambda: [r.seq for b in link.batches() for r in b.readings] == unsent,
+                "every unacknowledged reading sent on this connection",
+            )
             link.drop(f"cut {number}")
 
         await cycle(0)

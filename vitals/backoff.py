@@ -1,4 +1,7 @@
-"""Random, growing, capped delays for reconnect loops ("full jitter")."""
+"""Random, growing, capped delays for retry and reconnect loops ("full jitter" with a floor).
+
+Shared by the gateway (BLE connections, MQTT uplink) and the cloud (broker, store retries).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ __all__ = ["Backoff"]
 class Backoff:
     """Delays for successive failures: the n-th is uniform in ``[cap_n / 2, cap_n]`` where
     ``cap_n = min(maximum, initial * 2**n)``. Half the cap is kept as a floor so that a
-    flapping peer is never hammered; the randomness keeps many gateways from reconnecting
-    in step after a broker restart. ``reset()`` after a success."""
+    failing peer is never hammered; the randomness keeps many clients from retrying in step
+    after an outage. ``reset()`` after a success."""
 
     def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
         if not 0 < initial <= maximum:

@@ -1,0 +1,346 @@
+"""The cloud's one ``Settings``: a TOML file given by path, overridden by environment variables
+``CAREWATCH_...`` (nested with ``__``: ``CAREWATCH_STORE__TOKEN=...``).
+
+Built once in ``__main__`` with :meth:`CloudSettings.load` and passed down; no module reads
+settings on its own. Unknown keys are refused (a typo must not silently fall back to a default),
+and so are placeholder secrets such as ``password = "changeme"`` unless ``demo = true``.
+Every cloud service (``python -m cloud ingest``, and later ``alerts`` and ``api``) reads the
+same file and takes the sections it needs. A commented example is :data:`EXAMPLE_TOML`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    UrlConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cloud.errors import SettingsError
+from vitals.topics import ID_PATTERN
+
+__all__ = [
+    "EXAMPLE_TOML",
+    "PLACEHOLDER_SECRETS",
+    "CloudSettings",
+    "LogSettings",
+    "MetricsSettings",
+    "MqttSettings",
+    "MqttUrl",
+    "RegistrySettings",
+    "StoreKind",
+    "StoreSettings",
+    "UnknownDevicePolicy",
+]
+
+MqttUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts"], host_required=True)]
+"""``mqtt://host[:1883]`` (plain TCP) or ``mqtts://host[:8883]`` (TLS)."""
+
+Id = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "password", "secret", "carewatch", "token"}
+)
+"""Secrets refused outside the demo (compared case-insensitively)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    """The broker the ingestor consumes from."""
+
+    url: MqttUrl = Field(default=AnyUrl("mqtt://localhost:1883"))
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    """CA bundle that signs the broker's certificate (system CAs when absent)."""
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = False
+    client_id: Id = "carewatch-ingest-1"
+    """Stable per process: the broker keeps this session's unacknowledged messages for it
+    (a second process needs its own id, ``carewatch-ingest-2``)."""
+    share_group: Annotated[str, Field(pattern=f"^({ID_PATTERN})?$")] = "ingest"
+    """MQTT v5 shared subscription group: processes in one group split the readings. Empty:
+    a plain subscription, for a single ingestor (Mosquitto 2.0.11 does not restore shared
+    subscriptions from its persistence file after a restart, so readings published between
+    the broker's restart and the ingestors' new SUBSCRIBE are dropped; a plain subscription
+    of a persistent session is restored and queues them; see deploy/mosquitto/README.md)."""
+    receive_maximum: int = Field(default=512, ge=1, le=65_535)
+    """MQTT v5 Receive Maximum: the most unacknowledged messages the broker sends us. This
+    bounds the ingestor's memory (at most this many messages are held) and must cover a few
+    write batches of messages for throughput."""
+    session_expiry_s: int = Field(default=7 * 86_400, ge=0, le=2**32 - 1)
+    """How long the broker keeps the session (and queues readings) while we are away."""
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def tls(self) -> bool:
+        return self.url.scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        host = self.url.host
+        if host is None:  # pragma: no cover (host_required)
+            raise SettingsError("mqtt.url has no host")
+        return host
+
+    @property
+    def port(self) -> int:
+        port = self.url.port
+        if port is not None:
+            return port
+        return 8883 if self.tls else 1883
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s is below reconnect_min_s")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.password is not None and self.username is None:
+            raise ValueError("password without username")
+        if not self.tls and any((self.ca_file, self.cert_file, self.tls_insecure)):
+            raise ValueError("TLS files or tls_insecure given for a plain mqtt:// url")
+        return self
+
+
+class StoreKind(StrEnum):
+    INFLUXDB = "influxdb"
+    SQLITE = "sqlite"
+
+
+class StoreSettings(_Section):
+    """Where readings are stored, and how they are written."""
+
+    kind: StoreKind = StoreKind.INFLUXDB
+    url: HttpUrl = Field(default=HttpUrl("http://localhost:8086"))
+    """InfluxDB's HTTP API (1.x, or 2.x/3.x through their v1 compatibility endpoints)."""
+    database: Annotated[str, Field(min_length=1, max_length=256)] = "carewatch"
+    retention_policy: str | None = None
+    token: SecretStr | None = None
+    """InfluxDB 2.x/3.x API token (``Authorization: Token ...``)."""
+    username: str | None = None
+    password: SecretStr | None = None
+    """InfluxDB 1.x credentials when its auth is on (HTTP basic auth)."""
+    path: Path = Path("/var/lib/carewatch/vitals.sqlite3")
+    """The SQLite file (kind = "sqlite")."""
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    """Most points in one write."""
+    batch_interval_s: float = Field(default=0.1, gt=0, le=60)
+    """Longest a reading waits for its write batch to fill."""
+    max_concurrent_writes: int = Field(default=2, ge=1, le=16)
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """Limit on one HTTP request to InfluxDB."""
+    gzip: bool = False
+    """Compress write bodies (worth it over a slow network, not on loopback)."""
+    retry_min_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=10.0, gt=0)
+    """Cap of the random, growing delay between attempts of a failed write. A failed write
+    is retried until it succeeds: its messages stay unacknowledged, held by the broker."""
+    give_up_after_s: float | None = Field(default=None, gt=0)
+    """When set, a store unavailable for this long ends the process (exit status 1) so the
+    supervisor notices; nothing is lost (unacknowledged messages stay with the broker)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.retry_max_s < self.retry_min_s:
+            raise ValueError("retry_max_s is below retry_min_s")
+        if self.password is not None and self.username is None:
+            raise ValueError("password without username")
+        if self.token is not None and self.username is not None:
+            raise ValueError("give either token (2.x/3.x) or username/password (1.x), not both")
+        return self
+
+
+class UnknownDevicePolicy(StrEnum):
+    """What the ingestor does with a reading whose device the registry does not know."""
+
+    STORE = "store"
+    """Store it under the resident ``unassigned`` (counted, logged once per device)."""
+    DEADLETTER = "deadletter"
+    """Refuse it to the dead-letter topic."""
+
+
+class RegistrySettings(_Section):
+    """Which device belongs to which resident."""
+
+    sites: tuple[Path, ...] = ()
+    """Site files (TOML, as in ``seeds/``) or folders of them."""
+    refresh_s: float = Field(default=60.0, gt=0)
+    """How often the site files are read again (a change applies without a restart)."""
+    unknown_device: UnknownDevicePolicy = UnknownDevicePolicy.STORE
+    unassigned_resident: Id = "unassigned"
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics (``/metrics``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65_535)
+    """0 picks a free port (tests)."""
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "kv"] = "kv"
+
+
+class CloudSettings(BaseSettings):
+    """Everything the cloud services need, from ``cloud.toml`` and ``CAREWATCH_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAREWATCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    demo: bool = False
+    """The zero-install demo: placeholder secrets allowed."""
+    mqtt: MqttSettings = MqttSettings()
+    store: StoreSettings = StoreSettings()
+    registry: RegistrySettings = RegistrySettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+    shutdown_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """On SIGTERM: how long to finish writing and acknowledging what is in hand."""
+    # alerts: AlertSettings -- the alert engine's section (rules, notify) goes here.
+    # api: ApiSettings -- the HTTP API's section (bind address, auth) goes here.
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Self:
+        if self.demo:
+            return self
+        for name, secret in (
+            ("mqtt.password", self.mqtt.password),
+            ("store.password", self.store.password),
+            ("store.token", self.store.token),
+        ):
+            if secret is not None and secret.get_secret_value().strip().lower() in (
+                PLACEHOLDER_SECRETS
+            ):
+                raise ValueError(
+                    f"{name} is a placeholder: set a real secret (or demo = true for the demo)"
+                )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (whose contents arrive as init arguments).
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, path: Path | None) -> CloudSettings:
+        """Read ``path`` (TOML; ``None`` for the environment only) and the environment.
+
+        Raises :class:`SettingsError` naming every problem (file, syntax, field).
+        """
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                with path.open("rb") as file:
+                    data = tomllib.load(file)
+            except OSError as exc:
+                raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+            base = path.parent
+            registry = data.get("registry")
+            if isinstance(registry, dict) and isinstance(registry.get("sites"), list):
+                # Site paths in the file are relative to the file, not to the working folder.
+                registry["sites"] = [
+                    str(base / site) if isinstance(site, str) else site
+                    for site in registry["sites"]
+                ]
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            errors = tuple(
+                f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            where = f" in {path}" if path is not None else ""
+            raise SettingsError(
+                f"invalid cloud settings{where}: {'; '.join(errors)}", errors
+            ) from exc
+
+
+EXAMPLE_TOML = """\
+# CareWatch cloud configuration (one file for the cloud services).
+# Every key can be overridden by an environment variable: CAREWATCH_<SECTION>__<KEY>,
+# e.g. CAREWATCH_STORE__TOKEN=... (keep secrets out of this file). Unknown keys are refused.
+
+demo = false                  # true allows placeholder secrets (the demo only)
+shutdown_timeout_s = 10       # on SIGTERM: finish writing and acknowledging what is in hand
+
+[mqtt]
+url = "mqtts://mqtt.carewatch.example:8883"
+username = "ingest"
+# password: CAREWATCH_MQTT__PASSWORD
+client_id = "carewatch-ingest-1"   # stable and unique per process (persistent session)
+share_group = "ingest"             # processes in one group split the load ("": plain)
+receive_maximum = 512              # unacknowledged messages the broker may send us
+session_expiry_s = 604800          # the broker queues for us this long while we are away
+keepalive_s = 30
+reconnect_min_s = 0.5
+reconnect_max_s = 30
+
+[store]
+kind = "influxdb"                  # or "sqlite" (demo, small single-home installs)
+url = "http://influxdb:8086"       # 1.x, or 2.x/3.x via their v1 compatibility API
+database = "carewatch"
+# retention_policy = "autogen"
+# token: CAREWATCH_STORE__TOKEN (2.x/3.x); or username + CAREWATCH_STORE__PASSWORD (1.x)
+# path = "/var/lib/carewatch/vitals.sqlite3"   # kind = "sqlite"
+batch_size = 5000                  # points per write
+batch_interval_s = 0.1             # a reading waits at most this long for its batch
+max_concurrent_writes = 2
+timeout_s = 10
+retry_min_s = 0.2                  # failed writes are retried forever with random,
+retry_max_s = 10                   # growing, capped delays (messages stay unacknowledged)
+# give_up_after_s = 900            # exit 1 after a store outage this long
+
+[registry]
+sites = ["/etc/carewatch/sites"]   # site files (TOML, as in seeds/) or folders of them
+refresh_s = 60
+unknown_device = "store"           # "store" (resident "unassigned") or "deadletter"
+unassigned_resident = "unassigned"
+
+[metrics]
+enabled = true
+host = "0.0.0.0"
+port = 9108
+
+[log]
+level = "INFO"
+format = "kv"                      # or "json"
+"""
+"""A commented example, kept here so that a test can check that it loads."""
