@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import logging
 import signal
 import sys
@@ -154,6 +155,7 @@ def _build(args: argparse.Namespace) -> tuple[Simulation, SimClock, RuntimeOptio
         truth=args.truth,
         stop_at=None if duration is None else clock.start + duration.total_seconds(),
         peripheral=PeripheralOptions(advertising_interval=args.advertising_interval),
+        delivery_capacity=1_000,  # only the table reads it; --record gets every delivery
     )
     return simulation, clock, options
 
@@ -175,6 +177,11 @@ async def _run(
             SimulatorRuntime(simulation, clock, options) as runtime,
             asyncio.TaskGroup() as group,
         ):
+            # Everything built so far (devices, GATT databases, models) lives as long as the
+            # process: keep the collector from rescanning it. With a thousand devices a full
+            # collection otherwise pauses the loop for half a second, long enough to skip a
+            # tick and the notifications due in it.
+            gc.freeze()
             print(f"hci: {runtime.hci_client_spec}", file=sys.stderr, flush=True)
             tasks = [group.create_task(_until_set(runtime.finished, stop), name="duration")]
             if console is not None:

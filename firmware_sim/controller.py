@@ -77,6 +77,8 @@ _LISTENING_COMMANDS = frozenset(
         hci.HCI_LE_PERIODIC_ADVERTISING_CREATE_SYNC_COMMAND,
     }
 )
+_HOST_BACKLOG_LIMIT = 16 * 1024 * 1024
+"""Bytes of HCI traffic a host may leave unread before :class:`HciServer` drops it."""
 _SCAN_ENABLE_COMMANDS = frozenset(
     {hci.HCI_LE_SET_SCAN_ENABLE_COMMAND, hci.HCI_LE_SET_EXTENDED_SCAN_ENABLE_COMMAND}
 )
@@ -384,9 +386,10 @@ class HciServer:
     when closed, keep a half-parsed packet across clients and never tell the controller that
     its host went away. Here a host that disconnects makes the controller forget its LE state
     (:meth:`SimController.forget_le_state`: the peripherals see a supervision timeout and
-    advertise again), a second host is refused while one is attached, and closing closes
-    everything. ``spec`` is ``tcp-server:HOST:PORT`` (port 0 picks a free one, see
-    :attr:`client_spec`) or ``unix-server:PATH``.
+    advertise again), a second host is refused while one is attached, a host that leaves more
+    than 16 MiB unread is dropped (the socket's buffer is the only one here, and a radio cannot
+    wait), and closing closes everything. ``spec`` is ``tcp-server:HOST:PORT`` (port 0 picks a
+    free one, see :attr:`client_spec`) or ``unix-server:PATH``.
     """
 
     def __init__(self, controller: SimController, spec: str) -> None:
@@ -499,8 +502,18 @@ class _HostConnection(asyncio.Protocol):
             self._server._detach(self)
 
     def write(self, packet: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(packet)
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > _HOST_BACKLOG_LIMIT:
+            # A radio cannot wait for its host; a host this far behind is treated as gone.
+            logger.warning(
+                "hci server: host %d bytes behind; dropping its connection",
+                transport.get_write_buffer_size(),
+            )
+            transport.close()
+            return
+        transport.write(packet)
 
     def close(self) -> None:
         if self._transport is not None:

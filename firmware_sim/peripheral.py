@@ -170,7 +170,7 @@ class DeliveryLog:
     line, flushed as written. Use as a context manager to open and close the file.
     """
 
-    def __init__(self, path: Path | None = None, *, capacity: int = 200_000) -> None:
+    def __init__(self, path: Path | None = None, *, capacity: int = 50_000) -> None:
         if capacity < 1:
             raise ValueError("capacity must be positive")
         self._path = path

@@ -89,8 +89,10 @@ class RuntimeOptions:
     stop_at: float | None = None
     """Simulated Unix time at which :attr:`SimulatorRuntime.finished` is set."""
     peripheral: PeripheralOptions = field(default_factory=PeripheralOptions)
-    delivery_capacity: int = 200_000
-    """Deliveries kept in memory (all of them go to ``record``)."""
+    delivery_capacity: int = 50_000
+    """Deliveries kept in memory, the latest (all of them go to ``record``). Each costs a
+    few hundred bytes and the garbage collector's time: a long run that only needs the
+    file keeps this small."""
     stop_grace: float = 5.0
     """Wall seconds the peripherals get to finish what they are doing when the runtime
     stops, before they are cancelled."""

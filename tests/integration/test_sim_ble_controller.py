@@ -4,10 +4,14 @@ shown failing on the stock controller first where the stock behaviour is the bug
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from bumble import core, hci
 from bumble.controller import Controller
+from bumble.core import AdvertisingData
 from bumble.device import Connection, Device
 from bumble.host import Host
 from bumble.link import LocalLink
@@ -15,8 +19,8 @@ from bumble.transport.common import AsyncPipeSink
 
 from firmware_sim.controller import HciServer, HciServerError, SimController, SimLink
 from firmware_sim.peripheral import advertising_payloads
-from tests.sim_central import SimCentral
-from vitals.gatt import PENDANT_SERVICE
+from tests.sim_central import SimCentral, to_uuid
+from vitals.gatt import PENDANT_SERVICE, WEARABLE_EXTENSION_SERVICE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -161,3 +165,66 @@ async def test_duplicate_filtering_reports_each_advertiser_once_per_scan() -> No
             assert 1 <= len(seen) <= 2  # the advertisement, and it merged with its scan response
         else:
             assert len(seen) >= 5
+
+
+async def test_hci_server_on_a_unix_socket_serves_one_host_at_a_time(tmp_path: Path) -> None:
+    link = SimLink()
+    path = tmp_path / "hci.sock"
+    async with HciServer(SimController("gateway", link=link), f"unix-server:{path}") as server:
+        assert server.client_spec == f"unix:{path}"
+        async with SimCentral.over_transport(server.client_spec) as central:
+            assert central.device.powered_on
+            # A second host is refused: its socket is closed at once.
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            async with asyncio.timeout(2):
+                assert await reader.read() == b""
+            writer.close()
+            await writer.wait_closed()
+            assert server.host_attached
+        await _poll(lambda: not server.host_attached)
+        assert server.hosts_served == 1
+
+
+async def _poll(condition: Callable[[], bool], within: float = 2.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("name", "services"),
+    [
+        ("CareWatch r01-hr", [0x180D, 0x180F, 0x180A, WEARABLE_EXTENSION_SERVICE]),
+        ("CareWatch r01-pendan", [PENDANT_SERVICE, 0x180F, 0x180A]),
+        ("Thermo", [0x1809, 0x180A]),
+        ("Résidence lunaire ", [0x1822, 0x180F, 0x180A]),
+    ],
+)
+def test_advertising_payloads_fit_and_name_the_device(
+    name: str, services: list[int | uuid.UUID]
+) -> None:
+    full = [to_uuid(s) for s in services]
+    advertising, scan_response = advertising_payloads(name, full)
+    assert len(advertising) <= 31
+    assert len(scan_response) <= 31
+    ads = AdvertisingData.from_bytes(advertising)
+    listed = [
+        to_uuid(u)
+        for ad_type in (
+            AdvertisingData.Type.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+            AdvertisingData.Type.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+            AdvertisingData.Type.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+            AdvertisingData.Type.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+        )
+        for uuids in ads.get_all(ad_type)
+        for u in uuids
+    ]
+    assert listed[0] == full[0]  # the primary service first
+    complete = ads.get_all(AdvertisingData.Type.COMPLETE_LOCAL_NAME)
+    short = ads.get_all(AdvertisingData.Type.SHORTENED_LOCAL_NAME)
+    assert complete == [name] or (short and name.startswith(short[0]))
+    assert AdvertisingData.from_bytes(scan_response).get_all(
+        AdvertisingData.Type.COMPLETE_LOCAL_NAME
+    ) == [name]
