@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
     HttpUrl,
     SecretStr,
-    UrlConstraints,
     ValidationError,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cloud.errors import SettingsError
+from vitals.broker import BrokerSettings, MqttUrl
 from vitals.topics import ID_PATTERN
 
 __all__ = [
@@ -45,9 +44,6 @@ __all__ = [
     "UnknownDevicePolicy",
 ]
 
-MqttUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts"], host_required=True)]
-"""``mqtt://host[:1883]`` (plain TCP) or ``mqtts://host[:8883]`` (TLS)."""
-
 Id = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -60,17 +56,9 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class MqttSettings(_Section):
+class MqttSettings(BrokerSettings):
     """The broker the ingestor consumes from."""
 
-    url: MqttUrl = Field(default=AnyUrl("mqtt://localhost:1883"))
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: Path | None = None
-    """CA bundle that signs the broker's certificate (system CAs when absent)."""
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    tls_insecure: bool = False
     client_id: Id = "carewatch-ingest-1"
     """Stable per process: the broker keeps this session's unacknowledged messages for it
     (a second process needs its own id, ``carewatch-ingest-2``)."""
@@ -86,40 +74,6 @@ class MqttSettings(_Section):
     write batches of messages for throughput."""
     session_expiry_s: int = Field(default=7 * 86_400, ge=0, le=2**32 - 1)
     """How long the broker keeps the session (and queues readings) while we are away."""
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    reconnect_min_s: float = Field(default=0.5, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-
-    @property
-    def tls(self) -> bool:
-        return self.url.scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        host = self.url.host
-        if host is None:  # pragma: no cover (host_required)
-            raise SettingsError("mqtt.url has no host")
-        return host
-
-    @property
-    def port(self) -> int:
-        port = self.url.port
-        if port is not None:
-            return port
-        return 8883 if self.tls else 1883
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s is below reconnect_min_s")
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        if self.password is not None and self.username is None:
-            raise ValueError("password without username")
-        if not self.tls and any((self.ca_file, self.cert_file, self.tls_insecure)):
-            raise ValueError("TLS files or tls_insecure given for a plain mqtt:// url")
-        return self
 
 
 class StoreKind(StrEnum):

@@ -17,12 +17,9 @@ from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
-    UrlConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -31,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from gateway.errors import SettingsError
 from gateway.registry import DeviceEntry, Registry
+from vitals.broker import BrokerSettings, MqttUrl
 from vitals.topics import ID_PATTERN
 from vitals.wire import MAX_BATCH_READINGS
 
@@ -45,9 +43,6 @@ __all__ = [
     "RecorderSettings",
     "StatusSettings",
 ]
-
-MqttUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["mqtt", "mqtts"], host_required=True)]
-"""``mqtt://host[:1883]`` (plain TCP) or ``mqtts://host[:8883]`` (TLS)."""
 
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "change_me", "password", "secret", "carewatch", "mqtt"}
@@ -70,21 +65,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class MqttSettings(_Section):
-    url: MqttUrl = Field(default=AnyUrl("mqtt://localhost:1883"))
-    """Broker address; ``mqtts://`` turns TLS on."""
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: Path | None = None
-    """CA bundle that signs the broker's certificate (system CAs when absent)."""
-    cert_file: Path | None = None
-    """Client certificate for mutual TLS (with ``key_file``)."""
-    key_file: Path | None = None
-    tls_insecure: bool = False
-    """Skip the broker hostname check (never in production)."""
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    """Hard limit on one connection attempt (TCP, TLS, CONNECT/CONNACK)."""
+class MqttSettings(BrokerSettings):
     ack_timeout_s: float = Field(default=30.0, gt=0, le=600)
     """A publish not acknowledged within this time marks the connection dead: reconnect."""
     batch_size: int = Field(default=500, ge=1, le=MAX_BATCH_READINGS)
@@ -96,39 +77,6 @@ class MqttSettings(_Section):
     maximum, 20 by default in Mosquitto)."""
     session_expiry_s: int = Field(default=86_400, ge=0, le=2**32 - 1)
     """MQTT v5 session expiry: the broker keeps the gateway's session this long offline."""
-    reconnect_min_s: float = Field(default=0.5, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-    """Cap of the random, growing delay between connection attempts."""
-
-    @property
-    def tls(self) -> bool:
-        return self.url.scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        host = self.url.host
-        if host is None:  # pragma: no cover (host_required)
-            raise SettingsError("mqtt.url has no host")
-        return host
-
-    @property
-    def port(self) -> int:
-        port = self.url.port
-        if port is not None:
-            return port
-        return 8883 if self.tls else 1883
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s is below reconnect_min_s")
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        if self.password is not None and self.username is None:
-            raise ValueError("password without username")
-        if not self.tls and any((self.ca_file, self.cert_file, self.tls_insecure)):
-            raise ValueError("TLS files or tls_insecure given for a plain mqtt:// url")
-        return self
 
 
 class OutboxSettings(_Section):
