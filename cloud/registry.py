@@ -62,9 +62,16 @@ class Directory:
 
     entries: tuple[DeviceEntry, ...] = ()
     sites: frozenset[str] = frozenset()
-    _index: Mapping[tuple[str, str], tuple[DeviceEntry, ...]] = field(
+    _answers: Mapping[tuple[str, str, int | None], str | None] = field(
         default_factory=dict, repr=False, compare=False
     )
+    """(site, device, user) -> resident, for every user index the registry names and for
+    no user index (None); looked up once per stored reading, so it is precomputed."""
+    _fallback: Mapping[tuple[str, str], str] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """(site, device) -> the resident of a registration without a user index, which then
+    answers for every user index the registry does not name."""
 
     @classmethod
     def of(cls, entries: Iterable[DeviceEntry], sites: Iterable[str] = ()) -> Directory:
@@ -86,25 +93,28 @@ class Directory:
             same.append(entry)
         if errors:
             raise RegistryError(f"conflicting device registrations: {errors[0]}", tuple(errors))
+        answers: dict[tuple[str, str, int | None], str | None] = {}
+        fallback: dict[tuple[str, str], str] = {}
+        for (site, device), same in index.items():
+            # Without a user index: the resident when the device has only one.
+            residents = {entry.resident for entry in same}
+            answers[site, device, None] = next(iter(residents)) if len(residents) == 1 else None
+            for entry in same:
+                if entry.user is None:
+                    # No conflict was found, so every registration names this resident.
+                    fallback[site, device] = entry.resident
+                else:
+                    answers[site, device, entry.user] = entry.resident
         all_sites = frozenset(sites) | {entry.site for entry in entries}
-        return cls(entries, all_sites, {key: tuple(value) for key, value in index.items()})
+        return cls(entries, all_sites, answers, fallback)
 
     def resident(self, site: str, device: str, user: int | None) -> str | None:
         """The resident of a reading from ``device`` at ``site`` with user index ``user``,
         or ``None`` when the registry cannot tell (see the module docstring)."""
-        entries = self._index.get((site, device))
-        if not entries:
-            return None
-        if user is not None:
-            fallback = None
-            for entry in entries:
-                if entry.user == user:
-                    return entry.resident
-                if entry.user is None:
-                    fallback = entry.resident
-            return fallback
-        residents = {entry.resident for entry in entries}
-        return next(iter(residents)) if len(residents) == 1 else None
+        answer = self._answers.get((site, device, user))
+        if answer is None and user is not None:
+            return self._fallback.get((site, device))
+        return answer
 
     def __len__(self) -> int:
         return len(self.entries)

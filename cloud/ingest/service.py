@@ -165,7 +165,7 @@ class Ingestor:
             unknown_device=s.registry.unknown_device,
             unassigned_resident=s.registry.unassigned_resident,
         )
-        inbox = Inbox(s.mqtt.receive_maximum, loop, on_wait=self.metrics.backpressure_waits.inc)
+        inbox = Inbox(s.mqtt.receive_maximum, on_wait=self.metrics.backpressure_waits.inc)
         self._inbox = inbox
         self._link = MqttLink(s.mqtt, inbox, loop, topic_filter=self.topic_filter)
         self.metrics.in_flight.set_function(lambda: inbox.held)

@@ -517,8 +517,9 @@ async def test_a_window_that_stays_full_is_let_go_and_everything_comes_again(
     mosquitto: MosquittoServer,
 ) -> None:
     """A broker that sends beyond Receive Maximum (Mosquitto 2.0.11 after the first PUBACK)
-    is simulated by an inbox smaller than the Receive Maximum announced: paho's thread waits
-    for room for half the keepalive, then the link gives the connection up; a new connection
+    is simulated by an inbox smaller than the Receive Maximum announced: the link stops
+    reading the socket for lack of room, for half the keepalive at most, then gives the
+    connection up; a new connection
     gets every unacknowledged message again, in order."""
     from cloud.ingest.inbox import Inbox
     from cloud.ingest.mqtt import MqttLink
@@ -528,7 +529,7 @@ async def test_a_window_that_stays_full_is_let_go_and_everything_comes_again(
         mosquitto.url, store={}, mqtt={"receive_maximum": 20, "keepalive_s": 6}
     )
     loop = asyncio.get_running_loop()
-    inbox = Inbox(3, loop)
+    inbox = Inbox(3)
     link = MqttLink(settings.mqtt, inbox, loop, topic_filter=topics.READINGS_FILTER)
     publisher = Publisher(mosquitto.host, mosquitto.port)
     topic = topics.readings(site, "gw-00")
@@ -547,7 +548,7 @@ async def test_a_window_that_stays_full_is_let_go_and_everything_comes_again(
     for _ in first:
         inbox.release()  # let go of them unacknowledged
     got: list[bytes] = []
-    big = Inbox(20, loop)
+    big = Inbox(20)
     link = MqttLink(settings.mqtt, big, loop, topic_filter=topics.READINGS_FILTER)
     try:
         await link.connect()

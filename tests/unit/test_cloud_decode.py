@@ -62,6 +62,21 @@ def test_a_good_batch_becomes_stored_readings() -> None:
     assert rr[0].time_ns == storage_time_ns(int(START.timestamp()) * 10**9 + 7_000_000, 7)
 
 
+def test_the_fast_path_and_the_models_store_the_same_readings() -> None:
+    devices = ["r01-hr", "stranger", "r02-hr"]
+    good = batch_payload(SITE, GATEWAY, range(30), devices)
+    # One bad reading sends the whole message down the slow path (models + dead letter).
+    mixed = batch_payload(SITE, GATEWAY, range(31), devices, bad={30: {"unit": "bpm"}})
+
+    fast = decoder().decode(TOPIC, good, NOW)
+    slow = decoder().decode(TOPIC, mixed, NOW)
+
+    assert slow.invalid == 1
+    assert fast.invalid == 0
+    assert fast.readings == slow.readings
+    assert fast.unknown == slow.unknown == {(SITE, "stranger")}
+
+
 def test_unknown_devices_are_stored_as_unassigned_by_default() -> None:
     payload = batch_payload(SITE, GATEWAY, range(30), ["r01-hr", "stranger", "r02-hr"])
 

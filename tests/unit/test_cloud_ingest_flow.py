@@ -1,18 +1,15 @@
 """The ingestor's flow control, without a broker: in-order acknowledgements, the bounded
-hand-off from paho's thread, and the retry delays."""
+inbox, and the retry delays."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import threading
-import time
 
 import pytest
 
 from cloud.ingest.inbox import Inbox
 from cloud.ingest.tracker import AckTracker, Delivery
-from tests.harness import poll_until_async
 from vitals.backoff import Backoff
 
 CONNECTION = object()
@@ -75,26 +72,19 @@ def test_releasing_more_than_held_is_a_bug() -> None:
         tracker.release(d)
 
 
-# -- the bounded hand-off -------------------------------------------------------------------
+# -- the bounded inbox ------------------------------------------------------------------------
 
 
 async def test_the_inbox_hands_over_in_order_and_counts_what_it_holds() -> None:
-    inbox = Inbox(4, asyncio.get_running_loop())
+    inbox = Inbox(4)
     items = [delivery(n) for n in range(3)]
-
-    def produce() -> None:
-        for item in items:
-            assert inbox.put_threadsafe(item)
-
-    await asyncio.to_thread(produce)
-    await inbox.wait()
-    got = []
-    while (item := inbox.get_nowait()) is not None:
-        got.append(item)
-    while len(got) < 3:  # the last call_soon_threadsafe may still be on its way
-        await inbox.wait()
-        if (item := inbox.get_nowait()) is not None:
-            got.append(item)
+    for item in items:
+        assert inbox.room
+        inbox.put(item)
+    await asyncio.wait_for(inbox.wait(), 1)
+    got: list[Delivery] = []
+    while (taken := inbox.get_nowait()) is not None:
+        got.append(taken)
     assert got == items
     assert inbox.held == 3  # taken from the queue, not yet finished
     for _ in got:
@@ -103,66 +93,40 @@ async def test_the_inbox_hands_over_in_order_and_counts_what_it_holds() -> None:
     await asyncio.wait_for(inbox.wait_empty(), 1)
 
 
-async def test_a_full_inbox_makes_the_network_thread_wait_never_drop() -> None:
+async def test_a_full_inbox_calls_the_reader_back_when_a_message_is_finished() -> None:
     waits: list[int] = []
-    inbox = Inbox(2, asyncio.get_running_loop(), on_wait=lambda: waits.append(1))
-    results: list[bool] = []
-    finished = threading.Event()
-
-    def produce() -> None:
-        for n in range(3):
-            results.append(inbox.put_threadsafe(delivery(n)))
-        finished.set()
-
-    thread = threading.Thread(target=produce)
-    thread.start()
-    try:
-        while inbox.held < 2:
-            await inbox.wait()
-            await asyncio.sleep(0)
-        await asyncio.sleep(0.1)
-        assert not finished.is_set()  # the third waits for room
-        assert waits == [1]
-        first = inbox.get_nowait()
-        assert first is not None
-        inbox.release()  # the first is finished: room for the third
-        await asyncio.to_thread(finished.wait, 5)
-        assert results == [True, True, True]
-    finally:
-        inbox.close()
-        thread.join(5)
+    inbox = Inbox(2, on_wait=lambda: waits.append(1))
+    inbox.put(delivery(0))
+    inbox.put(delivery(1))
+    assert not inbox.room
+    resumed: list[bool] = []
+    inbox.when_room(lambda: resumed.append(inbox.room))
+    assert waits == [1]
+    assert inbox.get_nowait() is not None
+    assert resumed == []  # taken from the queue is not finished
+    inbox.release()
+    assert resumed == [True]
+    inbox.release()
+    assert resumed == [True]  # called once
 
 
-async def test_a_waiting_put_gives_up_when_closed_unwanted_or_too_long() -> None:
-    inbox = Inbox(1, asyncio.get_running_loop())
-    assert await asyncio.to_thread(inbox.put_threadsafe, delivery(0))
-
-    began = time.monotonic()
-    assert not await asyncio.to_thread(inbox.put_threadsafe, delivery(1), lambda: True, 0.3)
-    assert time.monotonic() - began < 2
-
-    assert not await asyncio.to_thread(inbox.put_threadsafe, delivery(2), lambda: False)
-
-    waiting = asyncio.ensure_future(asyncio.to_thread(inbox.put_threadsafe, delivery(3)))
-    await asyncio.sleep(0.1)
-    dropped = inbox.close()
-    assert await asyncio.wait_for(waiting, 5) is False
-    assert dropped <= 1
-    assert not await asyncio.to_thread(inbox.put_threadsafe, delivery(4))
+async def test_a_closed_inbox_drops_what_is_queued_and_calls_nobody_back() -> None:
+    inbox = Inbox(1)
+    inbox.put(delivery(0))
+    called: list[int] = []
+    inbox.when_room(lambda: called.append(1))
+    assert inbox.close() == 1
+    assert inbox.closed
+    assert inbox.held == 0
+    assert called == []
+    await asyncio.wait_for(inbox.wait(), 1)  # a closed inbox never blocks the pipeline
 
 
 async def test_purge_lets_go_of_a_dead_connections_messages() -> None:
-    inbox = Inbox(8, asyncio.get_running_loop())
+    inbox = Inbox(8)
     old, new = object(), object()
-
-    def produce() -> None:
-        for n, connection in enumerate([old, new, old]):
-            inbox.put_threadsafe(Delivery(connection, n, 1, "t", b"", received_ns=0))
-
-    await asyncio.to_thread(produce)
-    await poll_until_async(
-        lambda: asyncio.sleep(0, True if len(inbox) == 3 else None), within=5, what="3 queued"
-    )
+    for n, connection in enumerate([old, new, old]):
+        inbox.put(Delivery(connection, n, 1, "t", b"", received_ns=0))
 
     assert inbox.purge(lambda d: d.connection is new) == 2
     kept = inbox.get_nowait()
