@@ -100,6 +100,6 @@ class IngestMetrics:
         )
         self.backpressure_waits = Counter(
             "carewatch_ingest_backpressure_waits",
-            "Times the network thread waited for room (the in-flight window was full)",
+            "Times reading from the broker paused for room (the in-flight window was full)",
             registry=r,
         )
