@@ -73,6 +73,10 @@ class Condition:
     """When the deciding data was measured (the event's time for fall and help)."""
     message: str
     """Ids and values only, never a name."""
+    known: bool = True
+    """For an ended condition (``active=False``): whether the rule still had fresh data to
+    decide on. False means the condition is no longer *measurable* (a silent or removed
+    sensor), which is not a recovery: the lifecycle keeps such an alert for a person."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -318,7 +322,12 @@ class AlertEngine:
                 raised.extend(self._conditions(new, rows))
             gone = np.flatnonzero(old.active & ~new.active)
             if gone.size:
-                ended.extend(replace(c, active=False) for c in self._conditions(old, gone))
+                ended.extend(
+                    replace(c, active=False, known=bool(known))
+                    for c, known in zip(
+                        self._conditions(old, gone), new.known[gone].tolist(), strict=True
+                    )
+                )
         return raised + ended
 
     def conditions(self, results: Sequence[RuleResult]) -> list[Condition]:

@@ -30,10 +30,9 @@ stay until a person resolves them: the end of a fall event's hold time says noth
 resident being all right. Their condition ending is written to the audit trail
 (``cleared``). Staff can resolve any alert, with an optional comment.
 
-  Caution: the engine's edges also end a condition whose data went stale (a silent
-  oximeter is not a recovered resident). :class:`~cloud.alerts.engine.Condition` does not say
-  whether its rule was *known*, so the caller must not pass such ends here (or list those
-  rules in ``manual_rules``) until the engine says so.
+  A condition that ends because its data went stale (``known=False``: a silent or removed
+  oximeter is not a recovered resident) is never auto-resolved either: it is written to the
+  audit trail as ``cleared`` with "no fresh data" and waits for a person, like a fall.
 
 *Acknowledge* (OPEN or SNOOZED alerts): records who and when, stops escalation, and tells the
 people it escalated to (steps 1 and up; not the one who acknowledged) so they can stand down.
@@ -421,7 +420,7 @@ class _Txn:
                 else:
                     self._again(record, condition)
             elif record is not None and record.condition_active:
-                self.ended(record)
+                self.ended(record, known=condition.known)
         except ValidationError as exc:
             # An id that does not fit the wire format: the roster's fault, not the others'.
             self.skipped += 1
@@ -533,16 +532,17 @@ class _Txn:
             self._log(seen, AlertAction.EASED, SYSTEM, f"now {severity.value}", now)
         # else: the same condition seen again (a full evaluation after a restart): nothing.
 
-    def ended(self, record: AlertRecord) -> None:
+    def ended(self, record: AlertRecord, *, known: bool = True) -> None:
         now = max(self.now, record.updated)
-        if self._manual(record):
+        if self._manual(record) or not known:
             cleared = replace(record, condition_active=False)
             self._store(cleared)
+            why = "condition ended" if known else "no fresh data to decide on"
             self._log(
                 cleared,
                 AlertAction.CLEARED,
                 SYSTEM,
-                "condition ended; stays until a person resolves it",
+                f"{why}; stays until a person resolves it",
                 now,
             )
             return

@@ -225,6 +225,30 @@ def test_edges_between_evaluations() -> None:
     assert edges(third, third) == []
 
 
+def test_an_end_without_fresh_data_is_marked_unknown() -> None:
+    """A condition that ends because its data went stale is not a recovery (known=False);
+    one that ends on a normal reading is (known=True)."""
+    engine = AlertEngine(roster(), start=T0)
+    engine.ingest(
+        [reading("r01-ox", Metric.SPO2, 85, T0 + timedelta(seconds=s)) for s in range(90)]
+    )
+    raised = engine.evaluate_arrays(T0 + timedelta(minutes=2))
+    assert any(c.key == "spo2_low:r01:spo2" for c in engine.conditions(raised))
+    silent = engine.evaluate_arrays(T0 + timedelta(hours=2))
+    [ended] = [c for c in engine.changes(raised, silent) if c.key == "spo2_low:r01:spo2"]
+    assert (ended.active, ended.known) == (False, False)
+
+    engine.ingest(
+        [
+            reading("r01-ox", Metric.SPO2, 97, T0 + timedelta(minutes=2, seconds=s))
+            for s in range(600)
+        ]
+    )
+    recovered = engine.evaluate_arrays(T0 + timedelta(minutes=12))
+    [ended] = [c for c in engine.changes(raised, recovered) if c.key == "spo2_low:r01:spo2"]
+    assert (ended.active, ended.known) == (False, True)
+
+
 def test_a_second_fall_is_an_edge() -> None:
     engine = AlertEngine(roster(), start=T0)
     engine.ingest([reading("r01-pen", Metric.FALL, 1, T0)])

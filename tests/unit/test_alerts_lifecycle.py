@@ -363,6 +363,22 @@ async def test_an_alert_resolves_itself_when_the_condition_ends(make: Factory) -
     assert (again.alert.id != first.id, again.alert.count) == (True, 1)
 
 
+async def test_an_alert_whose_data_went_stale_waits_for_a_person(make: Factory) -> None:
+    """A silent oximeter is not a recovered resident: no auto-resolve without fresh data."""
+    life = await make()
+    alert_id = only(await life.apply(SITE, [spo2(U)], T0)).alert.id
+    stale = replace(spo2(U, active=False), known=False)
+    assert await life.apply(SITE, [stale], T0 + 20 * MIN) == []
+    [record] = life.unresolved()
+    assert record.state is AlertState.OPEN
+    assert not record.condition_active
+    trail = await life.ledger.audit(alert_id)
+    assert trail[-1].action is AlertAction.CLEARED
+    assert "no fresh data" in trail[-1].detail
+    change = only(await life.resolve(alert_id, "n1", "probe refitted", now=T0 + 25 * MIN))
+    assert change.alert.state is AlertState.RESOLVED
+
+
 async def test_ends_of_conditions_without_an_alert_are_ignored(make: Factory) -> None:
     life = await make()
     assert await life.apply(SITE, [spo2(active=False)], T0) == []
