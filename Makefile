@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.carewatch-installed
 EXTRAS := dev,gateway,cloud,sim
 # Real servers the integration tests start on free loopback ports (never as system services).
-APT_PACKAGES := mosquitto influxdb
+APT_PACKAGES := mosquitto influxdb chromium
 PYTEST_ARGS ?=
 
 .PHONY: test check lint format typecheck pytest venv system-deps clean

@@ -1,6 +1,9 @@
 """``python -m cloud <service> --config FILE``: run one of the cloud services.
 
-Services: ``ingest`` (MQTT -> store). Exit statuses, as systemd reads them: 0 after a clean
+Services: ``ingest`` (MQTT -> store), ``alerts`` (MQTT -> rules -> alerts, notifications),
+``api`` (the HTTP API and dashboard), and ``serve``: all three in one process, for small
+sites and the demo (the API then acts on alerts in-process). ``python -m cloud.api
+create-admin`` makes the first account. Exit statuses, as systemd reads them: 0 after a clean
 stop (SIGTERM or SIGINT), 1 for a runtime failure (the supervisor restarts the service;
 nothing is lost, unacknowledged messages stay with the broker), 2 for a configuration error
 (bad settings or site files: restarting will not help; ``RestartPreventExitStatus=2``).
@@ -12,21 +15,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
+from cloud.alerts.errors import ConfigError
+from cloud.alerts.ledger import SqliteLedger
+from cloud.alerts.people import load_people
+from cloud.alerts.service import AlertService
+from cloud.alerts.sites import SiteMap, load_sites
+from cloud.api.devices import DeviceStatusBoard
+from cloud.api.errors import DirectoryError, NoAdminError
+from cloud.api.server import serve
 from cloud.errors import CloudError, RegistryError, SettingsError
 from cloud.ingest import IngestMetrics, Ingestor
+from cloud.notify.dispatcher import Dispatcher
 from cloud.registry import SiteFileRegistry
 from cloud.settings import CloudSettings, LogSettings
 from cloud.store import open_store
+from cloud.store.base import ReadingStore
 from vitals.logs import configure_logging as configure
+from vitals.wire import Status
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "configure_logging", "main"]
 
@@ -38,8 +55,14 @@ EXIT_CONFIG = 2
 
 
 def configure_logging(settings: LogSettings) -> None:
-    # paho logs every packet at DEBUG; keep it to warnings unless asked for DEBUG.
-    configure(settings.level, settings.format, chatty=("cloud.ingest.mqtt.paho",))
+    # paho logs every packet at DEBUG; urllib3 logs request paths (apprise URLs carry tokens
+    # there): keep both to warnings unless asked for DEBUG.
+    configure(settings.level, settings.format, chatty=("cloud.ingest.mqtt.paho", "urllib3"))
+
+
+async def _api(settings: CloudSettings) -> int:
+    await serve(settings.api, settings)
+    return EXIT_OK
 
 
 async def _ingest(settings: CloudSettings) -> int:
@@ -70,15 +93,108 @@ async def _ingest(settings: CloudSettings) -> int:
     return EXIT_OK
 
 
+def _metrics_server(settings: CloudSettings, registry: CollectorRegistry) -> Any:
+    if not settings.metrics.enabled:
+        return None
+    server, _thread = start_http_server(
+        settings.metrics.port, settings.metrics.host, registry=registry
+    )
+    logger.info("metrics listening host=%s port=%d", settings.metrics.host, server.server_port)
+    return server
+
+
+@contextlib.asynccontextmanager
+async def _alert_service(
+    settings: CloudSettings,
+    store: ReadingStore,
+    *,
+    on_status: Callable[[Status, datetime], None] | None = None,
+) -> AsyncIterator[AlertService]:
+    """The alert service over ``store``, its ledger open; raises ConfigError for bad site
+    or people files."""
+    sites = load_sites(settings.registry.sites)
+    escalation = load_people(settings.alerts.people, {s.id: s.timezone for s in sites})
+    async with SqliteLedger(settings.alerts.ledger) as ledger:
+        yield AlertService(
+            settings,
+            sites=SiteMap.of(sites, datetime.now(UTC)),
+            escalation=escalation,
+            ledger=ledger,
+            store=store,
+            dispatcher=Dispatcher(settings.notify),
+            on_status=on_status,
+        )
+
+
+async def _alerts(settings: CloudSettings) -> int:
+    async with open_store(settings.store) as store, _alert_service(settings, store) as service:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, service.stop)
+        await service.run()
+    return EXIT_OK
+
+
+async def _serve(settings: CloudSettings) -> int:
+    """Ingest, alerts and the API in one process (one store, one event loop)."""
+    board = DeviceStatusBoard()
+    stop = asyncio.Event()
+    metrics = IngestMetrics()
+    server = _metrics_server(settings, metrics.registry)
+    try:
+        async with (
+            open_store(settings.store) as store,
+            _alert_service(
+                settings, store, on_status=lambda status, at: board.update(status, received=at)
+            ) as alerts,
+        ):
+            ingestor = Ingestor(
+                settings,
+                store=store,
+                registry=SiteFileRegistry(settings.registry.sites),
+                metrics=metrics,
+            )
+
+            def stopping() -> None:
+                stop.set()
+                ingestor.stop()
+                alerts.stop()
+
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stopping)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(ingestor.run(), name="serve-ingest")
+                group.create_task(alerts.run(), name="serve-alerts")
+                group.create_task(
+                    serve(settings.api, settings, devices=board, alerts=alerts, stop=stop),
+                    name="serve-api",
+                )
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cloud", description="Run one of the CareWatch cloud services."
     )
     services = parser.add_subparsers(dest="service", required=True, metavar="SERVICE")
-    ingest = services.add_parser("ingest", help="consume readings from MQTT into the store")
-    ingest.add_argument(
-        "--config", type=Path, default=None, help="settings file (TOML); CAREWATCH_* override it"
-    )
+    for name, text in (
+        ("ingest", "consume readings from MQTT into the store"),
+        ("alerts", "evaluate the alert rules, run the alert lifecycle, notify people"),
+        ("api", "serve the HTTP API and the dashboard"),
+        ("serve", "ingest, alerts and the API in one process (small sites, the demo)"),
+    ):
+        service = services.add_parser(name, help=text)
+        service.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="settings file (TOML); CAREWATCH_* override it",
+        )
     args = parser.parse_args(argv)  # bad usage: exit status 2, like a bad config
     try:
         settings = CloudSettings.load(args.config)
@@ -88,19 +204,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log)
+    runs = {"ingest": _ingest, "alerts": _alerts, "serve": _serve, "api": _api}
     try:
-        return asyncio.run(_ingest(settings))
-    except RegistryError as exc:
-        logger.error("invalid device registry: %s", "; ".join(exc.errors) or exc)
-        return EXIT_CONFIG
-    except CloudError as exc:
-        logger.error("ingest failed: %s", exc)
-        return EXIT_FAILURE
+        return asyncio.run(runs[args.service](settings))
     except KeyboardInterrupt:
         return EXIT_OK
-    except Exception:
-        logger.exception("ingest crashed")
-        return EXIT_FAILURE
+    except Exception as exc:
+        return _exit_status(args.service, exc)
+
+
+_CONFIG_ERRORS = (RegistryError, ConfigError, DirectoryError, NoAdminError)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _exit_status(service: str, exc: Exception) -> int:
+    """A failure as systemd should read it (task groups wrap errors: look inside)."""
+    leaves = _leaves(exc)
+    for leaf in leaves:
+        if isinstance(leaf, _CONFIG_ERRORS):
+            errors = getattr(leaf, "errors", ()) or (str(leaf),)
+            logger.error("%s: configuration refused: %s", service, "; ".join(errors))
+            return EXIT_CONFIG
+    for leaf in leaves:
+        if isinstance(leaf, CloudError):
+            logger.error("%s failed: %s", service, leaf)
+            return EXIT_FAILURE
+    logger.error("%s crashed", service, exc_info=exc)
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

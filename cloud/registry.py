@@ -39,7 +39,14 @@ from typing import Any, Protocol
 from cloud.errors import RegistryError
 from vitals.topics import ID_PATTERN
 
-__all__ = ["DeviceEntry", "DeviceRegistry", "Directory", "SiteFileRegistry", "parse_site"]
+__all__ = [
+    "DeviceEntry",
+    "DeviceRegistry",
+    "Directory",
+    "SiteFileRegistry",
+    "parse_site",
+    "site_files",
+]
 
 _ID = re.compile(ID_PATTERN)
 _MAX_USER = 254
@@ -139,15 +146,7 @@ class SiteFileRegistry:
 
     def load_now(self) -> Directory:
         """The blocking form of :meth:`load`."""
-        files: list[Path] = []
-        errors: list[str] = []
-        for path in self._paths:
-            if path.is_dir():
-                files.extend(sorted(p for p in path.glob("*.toml") if p.is_file()))
-            elif path.is_file():
-                files.append(path)
-            else:
-                errors.append(f"{path}: no such file or folder")
+        files, errors = site_files(self._paths)
         entries: list[DeviceEntry] = []
         sites: dict[str, Path] = {}
         for file in files:
@@ -173,6 +172,21 @@ class SiteFileRegistry:
         if errors:
             raise RegistryError(f"invalid device registry: {errors[0]}", tuple(errors))
         return Directory.of(entries, sites)
+
+
+def site_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The site files named by ``paths`` (files, or folders: every ``*.toml`` directly in
+    them), and a line for each path that does not exist."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.glob("*.toml") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files, errors
 
 
 def _identifier(value: Any, where: str, errors: list[str]) -> str | None:

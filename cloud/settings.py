@@ -10,6 +10,7 @@ same file and takes the sections it needs. A commented example is :data:`EXAMPLE
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -27,21 +28,28 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cloud.errors import SettingsError
+from cloud.notify.settings import NotifySettings
 from vitals.broker import BrokerSettings, MqttUrl
 from vitals.topics import ID_PATTERN
 
 __all__ = [
     "EXAMPLE_TOML",
     "PLACEHOLDER_SECRETS",
+    "AlertSettings",
+    "ApiSettings",
     "CloudSettings",
     "LogSettings",
+    "LoginLimitSettings",
     "MetricsSettings",
     "MqttSettings",
     "MqttUrl",
+    "PasswordSettings",
     "RegistrySettings",
+    "SessionSettings",
     "StoreKind",
     "StoreSettings",
     "UnknownDevicePolicy",
+    "is_loopback",
 ]
 
 Id = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
@@ -159,6 +167,157 @@ class LogSettings(_Section):
     format: Literal["json", "kv"] = "kv"
 
 
+# -- the HTTP API ([api]) ----------------------------------------------------------------
+
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts connections from this
+    machine."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class PasswordSettings(_Section):
+    """The password policy and the argon2id cost. Hashes made with other costs are
+    re-hashed at the next successful login."""
+
+    min_length: int = Field(default=12, ge=8, le=128)
+    max_length: int = Field(default=1024, ge=64, le=4096)
+    """Longer passwords are refused before hashing (bounds the work one request can ask)."""
+    time_cost: int = Field(default=3, ge=1, le=20)
+    memory_kib: int = Field(default=65_536, ge=8, le=4 * 1024 * 1024)
+    parallelism: int = Field(default=4, ge=1, le=64)
+    max_concurrent_hashes: int = Field(default=2, ge=1, le=64)
+    """Hashes computed at once (each takes ``memory_kib`` of memory and a core for a while);
+    further logins wait their turn."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.memory_kib < 8 * self.parallelism:
+            raise ValueError("memory_kib must be at least 8 * parallelism (argon2)")
+        if self.max_length < self.min_length:
+            raise ValueError("max_length is below min_length")
+        return self
+
+
+class SessionSettings(_Section):
+    """Server-side sessions, referred to by a cookie."""
+
+    idle_s: float = Field(default=30 * 60, gt=0, le=7 * 86_400)
+    """A session unused this long ends."""
+    absolute_s: float = Field(default=12 * 3_600, gt=0, le=30 * 86_400)
+    """A session ends this long after login, however busy."""
+    cookie_secure: bool = True
+    """``Secure`` cookies (HTTPS only). ``false`` only on a loopback address (tests, demo)."""
+    same_site: Literal["lax", "strict"] = "lax"
+    """``Lax`` lets a link from a notification e-mail open the dashboard logged in; CSRF is
+    stopped by the token either way."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.idle_s > self.absolute_s:
+            raise ValueError("idle_s is longer than absolute_s")
+        return self
+
+    @property
+    def cookie_name(self) -> str:
+        """``__Host-`` pins a Secure cookie to this host and path ``/`` (browsers refuse it
+        otherwise); a cookie over plain HTTP cannot carry the prefix."""
+        return "__Host-carewatch_session" if self.cookie_secure else "carewatch_session"
+
+
+class LoginLimitSettings(_Section):
+    """Failed logins allowed per username and per client address within ``window_s``;
+    beyond, logins are refused with 429 and ``Retry-After`` until the oldest failure ages
+    out. The per-address limit is higher because a care home's staff share one address."""
+
+    max_failures_per_user: int = Field(default=5, ge=1, le=1000)
+    max_failures_per_address: int = Field(default=30, ge=1, le=100_000)
+    window_s: float = Field(default=15 * 60, gt=0, le=86_400)
+    max_tracked: int = Field(default=100_000, ge=100, le=10_000_000)
+    """Usernames and addresses remembered; when full the least recently failed is forgotten."""
+
+
+class ApiSettings(_Section):
+    """The HTTP API (``python -m cloud.api serve``, later ``python -m cloud api``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65_535)
+    """0 picks a free port (tests)."""
+    database: Path = Path("/var/lib/carewatch/api.sqlite3")
+    """Accounts, family links and sessions (SQLite)."""
+    audit_database: Path = Path("/var/lib/carewatch/audit.sqlite3")
+    """The append-only audit log (SQLite), kept apart so it can be retained and backed up on
+    its own terms."""
+    sites: tuple[Path, ...] = ()
+    """Site files (TOML, as in ``seeds/``) or folders of them: the residents and devices."""
+    directory_refresh_s: float = Field(default=60.0, gt=0)
+    """How often the site files are read again."""
+    forwarded_allow_ips: tuple[str, ...] = ()
+    """Reverse proxies trusted to set ``X-Forwarded-For`` (the client address is what login
+    rate limiting counts); empty: the peer address is the client's."""
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Largest request body accepted (413 beyond)."""
+    max_history_buckets: int = Field(default=5_000, ge=10, le=1_000_000)
+    """Most intervals one history request may return."""
+    max_history_span_days: int = Field(default=400, ge=1, le=3_660)
+    default_history_span_s: float = Field(default=86_400.0, gt=0)
+    """History without ``start``: this long before ``end``."""
+    session: SessionSettings = SessionSettings()
+    passwords: PasswordSettings = PasswordSettings()
+    login_limit: LoginLimitSettings = LoginLimitSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.session.cookie_secure and not is_loopback(self.host):
+            raise ValueError(
+                "session.cookie_secure = false is only allowed on a loopback host "
+                f"(127.0.0.1, ::1), not {self.host!r}: serve the API over HTTPS"
+            )
+        return self
+
+
+# -- the alert service ([alerts]) -----------------------------------------------------------
+
+
+class AlertSettings(_Section):
+    """The alert service (``python -m cloud alerts``): rules, lifecycle, where alerts go."""
+
+    mqtt: BrokerSettings | None = None
+    """Its own broker account (the ACL lets ``alerts`` read readings and statuses and write
+    alerts); None: the ``[mqtt]`` connection's address and credentials."""
+    client_id: Id = "carewatch-alerts"
+    session_expiry_s: int = Field(default=3600, ge=0, le=2**32 - 1)
+    """The broker keeps readings for the service this long while it restarts (after that, the
+    start-up refill from the store covers the gap)."""
+    ledger: Path = Path("/var/lib/carewatch/alerts.sqlite3")
+    """Alerts and their audit trail (SQLite)."""
+    people: tuple[Path, ...] = ()
+    """People files (recipients and escalation ladders, :mod:`cloud.alerts.people`) or
+    folders of them. A site without one still gets alerts, published and shown,
+    but nobody is notified (logged at start)."""
+    tick_s: float = Field(default=1.0, gt=0, le=60)
+    """How often every rule is evaluated."""
+    refill: bool = True
+    """Rebuild the rules' recent history from the store at start."""
+    critical_snooze_cap_s: float = Field(default=15 * 60, gt=0)
+    max_snooze_s: float = Field(default=12 * 3600, gt=0)
+    publish_queue: int = Field(default=10_000, ge=1)
+    """Alert changes waiting for the broker; beyond, the oldest is dropped (the ledger and the
+    API have every change; the topic is for other consumers)."""
+    reading_events_every_s: float = Field(default=5.0, ge=0)
+    """Latest values sent to the live web at most this often per resident and metric."""
+    probe_silence_s: float = Field(default=1800.0, gt=0)
+    """The gateway's end-to-end test reading: a technical alert when none has been stored
+    for this long (see :mod:`cloud.alerts.probe`)."""
+
+
 class CloudSettings(BaseSettings):
     """Everything the cloud services need, from ``cloud.toml`` and ``CAREWATCH_*``."""
 
@@ -178,8 +337,9 @@ class CloudSettings(BaseSettings):
     log: LogSettings = LogSettings()
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=300)
     """On SIGTERM: how long to finish writing and acknowledging what is in hand."""
-    # alerts: AlertSettings -- the alert engine's section (rules, notify) goes here.
-    # api: ApiSettings -- the HTTP API's section (bind address, auth) goes here.
+    alerts: AlertSettings = AlertSettings()
+    notify: NotifySettings = NotifySettings()
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Self:
@@ -225,14 +385,7 @@ class CloudSettings(BaseSettings):
                 raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
             except tomllib.TOMLDecodeError as exc:
                 raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
-            base = path.parent
-            registry = data.get("registry")
-            if isinstance(registry, dict) and isinstance(registry.get("sites"), list):
-                # Site paths in the file are relative to the file, not to the working folder.
-                registry["sites"] = [
-                    str(base / site) if isinstance(site, str) else site
-                    for site in registry["sites"]
-                ]
+            _resolve_paths(data, path.parent)
         try:
             return cls(**data)
         except ValidationError as exc:
@@ -245,6 +398,27 @@ class CloudSettings(BaseSettings):
             raise SettingsError(
                 f"invalid cloud settings{where}: {'; '.join(errors)}", errors
             ) from exc
+
+
+_PATHS = {
+    "registry": ("sites",),
+    "alerts": ("ledger", "people"),
+    "api": ("database", "audit_database", "sites"),
+}
+"""Path keys per section: relative paths in the file are taken from the file's folder."""
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    for section, keys in _PATHS.items():
+        table = data.get(section)
+        if not isinstance(table, dict):
+            continue
+        for key in keys:
+            value = table.get(key)
+            if isinstance(value, str):
+                table[key] = str(base / value)
+            elif isinstance(value, list):
+                table[key] = [str(base / v) if isinstance(v, str) else v for v in value]
 
 
 EXAMPLE_TOML = """\

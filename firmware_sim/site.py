@@ -11,6 +11,7 @@ Layout (every key but the ids has a default)::
     id = "oak-house"                  # site id (letters, digits, - and _)
     name = "Oak House"
     timezone = "Europe/London"        # IANA zone: local time of day for sleep, meals, schedules
+    gateway = "oak-house-gw"          # the home's gateway id (for the cloud; optional here)
 
     [schedules]                       # local times of day of spot measurements, by device kind
     jitter = "10m"                    # each measurement happens up to this much early or late
@@ -267,6 +268,9 @@ class Site(_Model):
     id: Id
     name: Annotated[str, Field(min_length=1, max_length=100)]
     timezone: Annotated[str, BeforeValidator(_zone)] = "Europe/London"
+    gateway: Id | None = None
+    """The id of the home's gateway (the cloud's alert rules need it: a device's readings
+    and the gateway's status come through it). Not used by the simulator."""
     schedules: Schedules = Schedules()
     residents: tuple[ResidentModel, ...]
     scenarios: tuple[ScenarioSpec, ...] = ()

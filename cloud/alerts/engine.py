@@ -166,6 +166,20 @@ class AlertEngine:
         except KeyError:
             raise InputError(f"unknown device {device!r}") from None
 
+    def find_device(self, device: str) -> int:
+        """The device's index, or -1 when the roster does not know it."""
+        return self._devices.get(device, -1)
+
+    def resident_of(self, device: str, user: int | None = None) -> str | None:
+        """The resident a reading of ``device`` (with user index ``user``) belongs to."""
+        index = self._devices.get(device)
+        if index is None:
+            return None
+        owner = self._device_resident[index]
+        if user is not None:
+            owner = self._users.get((index, user), owner)
+        return self.resident_ids[owner] if owner >= 0 else None
+
     # --- records and staff observations -------------------------------------------------
 
     def configure(self, resident: Resident) -> None:

@@ -21,7 +21,12 @@ class AlertsError(Exception):
 
 
 class ConfigError(AlertsError, ValueError):
-    """A rule, threshold, override or roster that cannot be used; the message names it."""
+    """A rule, threshold, override, roster or people file that cannot be used; the message
+    names it, and ``errors`` lists every problem when a file had several."""
+
+    def __init__(self, message: str, errors: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.errors = errors
 
 
 class InputError(AlertsError, ValueError):

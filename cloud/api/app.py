@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.access import endpoint_of
 from cloud.api.accounts import AccountStore
+from cloud.api.alertdesk import AlertDesk
 from cloud.api.audit import AuditLog
 from cloud.api.clock import Clock, SystemClock
 from cloud.api.context import ApiContext
@@ -141,12 +142,14 @@ def create_app(
     directory: ResidentDirectory,
     devices: DeviceStatusSource,
     clock: Clock | None = None,
+    alerts: AlertDesk | None = None,
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The CareWatch API over the given parts (all opened by the caller, who closes them).
 
-    ``routers`` are further areas (alerts, staff entries, exports), included under
-    ``/api/v1`` next to the built-in ones; they authorise with :mod:`cloud.api.access`.
+    ``alerts`` is the alert service when it runs in this process (the alert, NEWS2 and
+    staff-entry endpoints answer 503 without it). ``routers`` are further areas, included
+    under ``/api/v1`` next to the built-in ones; they authorise with :mod:`cloud.api.access`.
     OpenAPI is served at ``/api/openapi.json`` and its viewer at ``/api/docs``.
     """
     app = FastAPI(
@@ -167,6 +170,7 @@ def create_app(
         directory=directory,
         devices=devices,
         clock=clock if clock is not None else SystemClock(),
+        alerts=alerts,
     )
     for router in (*ROUTERS, *routers):
         app.include_router(router, prefix=API_PREFIX)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cloud.api.accounts import AccountStore
+from cloud.api.alertdesk import AlertDesk
 from cloud.api.audit import AuditLog
 from cloud.api.clock import Clock
 from cloud.api.devices import DeviceStatusSource
@@ -35,6 +36,8 @@ class ApiContext:
     """Failed logins per username."""
     address_failures: FailureWindow
     """Failed logins per client address."""
+    alerts: AlertDesk | None = None
+    """The alert service when it runs in this process (else the alert endpoints are 503)."""
 
     @classmethod
     def build(
@@ -48,6 +51,7 @@ class ApiContext:
         directory: ResidentDirectory,
         devices: DeviceStatusSource,
         clock: Clock,
+        alerts: AlertDesk | None = None,
     ) -> ApiContext:
         limits = settings.login_limit
         window = timedelta(seconds=limits.window_s)
@@ -67,4 +71,5 @@ class ApiContext:
             address_failures=FailureWindow(
                 limits.max_failures_per_address, window, max_keys=limits.max_tracked
             ),
+            alerts=alerts,
         )

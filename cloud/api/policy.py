@@ -56,6 +56,9 @@ class Action(StrEnum):
     """A resident's record and health data (latest, history, NEWS2, alerts, exports)."""
     WRITE_RESIDENT = "write_resident"
     """Change a resident's data: acknowledge or resolve alerts, staff entries."""
+    WRITE_SITE = "write_site"
+    """Act on what concerns no one resident: acknowledge or resolve a technical alert about
+    a gateway or an unassigned device."""
     VIEW_LINKS = "view_links"
     """See who is linked to a resident."""
     GRANT_LINK = "grant_link"
@@ -167,7 +170,7 @@ def decide(principal: Principal, action: Action, resource: Resource) -> Decision
                 return _ALLOW
             return _deny("no linked resident at this site")
         return _in_sites(principal, resource)
-    if action in (Action.LIST_SITE, Action.WRITE_RESIDENT):
+    if action in (Action.LIST_SITE, Action.WRITE_RESIDENT, Action.WRITE_SITE):
         if role is Role.FAMILY:
             return _deny("family accounts see only their linked residents")
         if action is Action.WRITE_RESIDENT and resource.ref is None:

@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from cloud.api.accounts import SqliteAccountStore, ensure_admin
+from cloud.api.alertdesk import AlertDesk
 from cloud.api.app import create_app
 from cloud.api.audit import SqliteAuditLog
 from cloud.api.clock import Clock, SystemClock
@@ -193,10 +194,14 @@ async def serve(
     devices: DeviceStatusSource | None = None,
     clock: Clock | None = None,
     ready: Callable[[str], None] | None = None,
+    alerts: AlertDesk | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the API until uvicorn stops (SIGTERM, SIGINT). ``ready`` is called with the URL
-    once it listens. Raises :class:`DirectoryError` (site files),
-    :class:`~cloud.api.errors.NoAdminError`, :class:`~cloud.api.errors.StorageError`."""
+    """Run the API until uvicorn stops (SIGTERM, SIGINT; or, when ``stop`` is given, until
+    it is set: the caller then owns the signals). ``ready`` is called with the URL once it
+    listens; ``alerts`` is the alert service of this process, if any. Raises
+    :class:`DirectoryError` (site files), :class:`~cloud.api.errors.NoAdminError`,
+    :class:`~cloud.api.errors.StorageError`."""
     clock = clock if clock is not None else SystemClock()
     directory = SiteFileDirectory(api.sites)
     await directory.refresh()
@@ -219,15 +224,25 @@ async def serve(
             directory=directory,
             devices=board,
             clock=clock,
+            alerts=alerts,
         )
         async with ApiServer(app, api) as server, asyncio.TaskGroup() as group:
             loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, server.stop)
+            background: list[asyncio.Task[None]] = []
+            if stop is None:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, server.stop)
+            else:
+
+                async def stop_when_told() -> None:
+                    await stop.wait()
+                    server.stop()
+
+                background.append(group.create_task(stop_when_told(), name="api-stop"))
             logger.info("api listening url=%s", server.url)
             if ready is not None:
                 ready(server.url)
-            background = [
+            background += [
                 group.create_task(
                     _refresh_directory(directory, api.directory_refresh_s), name="api-directory"
                 ),

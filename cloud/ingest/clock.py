@@ -1,19 +1,6 @@
-"""The clock the ingestor reads (injected, so tests never patch time)."""
+"""The clock this package reads: :mod:`cloud.clock` (injected, so tests move time instead of
+patching it)."""
 
-from __future__ import annotations
-
-from datetime import UTC, datetime
-from typing import Protocol
+from cloud.clock import Clock, SystemClock
 
 __all__ = ["Clock", "SystemClock"]
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current time, timezone-aware UTC."""
-        ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)

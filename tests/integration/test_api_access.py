@@ -76,6 +76,10 @@ class Matrix:
     world: World
     clients: dict[Who, Client] = field(default_factory=dict)
     users: dict[Who, User] = field(default_factory=dict)
+    alert: str = ""
+    """An open clinical alert of r01 at HOME."""
+    gateway_alert: str = ""
+    """An open technical alert of HOME's gateway (no resident)."""
 
     async def account(self, who: Who) -> User:
         role, site, resident, revoked = _KINDS[who]
@@ -112,6 +116,8 @@ async def matrix(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Matr
                 reading(HOME, "r02", Metric.HEART_RATE, 64, T0 - timedelta(minutes=3)),
             ]
         )
+        found.alert = await world.raise_alert(HOME, "r01")
+        found.gateway_alert = await world.raise_alert(HOME, None)
         yield found
 
 
@@ -152,6 +158,8 @@ class Case:
     """Made before the request: ``"account"`` (staff of the home), ``"family"`` (a family
     account of the home), ``"link"`` (a family link to r01)."""
     outside_api: bool = False
+    stream: bool = False
+    """A server-sent event stream: only the status is read."""
 
 
 _names = itertools.count(1)
@@ -338,6 +346,107 @@ CASES = [
         expect(403, admin=200, admin_other_site=404),
     ),
     Case(
+        "site alerts",
+        "GET",
+        "/sites/{site}/alerts",
+        f"/sites/{HOME}/alerts",
+        expect(403, admin=200, staff=200, family_linked=200, family_of_another_resident=200),
+    ),
+    Case(
+        "another resident's alerts",
+        "GET",
+        "/sites/{site}/alerts",
+        f"/sites/{HOME}/alerts?resident=r01",
+        expect(403, admin=200, staff=200, family_linked=200),
+    ),
+    Case(
+        "an alert's trail",
+        "GET",
+        "/sites/{site}/alerts/{alert_id}/trail",
+        f"/sites/{HOME}/alerts/{{alert}}/trail",
+        READ_R01,
+    ),
+    Case(
+        "a gateway alert's trail",
+        "GET",
+        "/sites/{site}/alerts/{alert_id}/trail",
+        f"/sites/{HOME}/alerts/{{gateway_alert}}/trail",
+        expect(403, **STAFF_OF_HOME),
+    ),
+    Case(
+        "a missing alert's trail",
+        "GET",
+        "/sites/{site}/alerts/{alert_id}/trail",
+        f"/sites/{HOME}/alerts/nothing/trail",
+        MISSING_IN_HOME,
+    ),
+    Case(
+        "acknowledge",
+        "POST",
+        "/sites/{site}/alerts/{alert_id}/acknowledge",
+        f"/sites/{HOME}/alerts/{{victim}}/acknowledge",
+        expect(403, **STAFF_OF_HOME),
+        body=lambda m: {"comment": "on my way"},
+        victim="alert",
+    ),
+    Case(
+        "acknowledge a gateway alert",
+        "POST",
+        "/sites/{site}/alerts/{alert_id}/acknowledge",
+        f"/sites/{HOME}/alerts/{{victim}}/acknowledge",
+        expect(403, **STAFF_OF_HOME),
+        body=lambda m: {},
+        victim="gateway_alert",
+    ),
+    Case(
+        "resolve",
+        "POST",
+        "/sites/{site}/alerts/{alert_id}/resolve",
+        f"/sites/{HOME}/alerts/{{victim}}/resolve",
+        expect(403, **STAFF_OF_HOME),
+        body=lambda m: {"comment": "probe refitted"},
+        victim="alert",
+    ),
+    Case(
+        "snooze",
+        "POST",
+        "/sites/{site}/alerts/{alert_id}/snooze",
+        f"/sites/{HOME}/alerts/{{victim}}/snooze",
+        expect(403, **STAFF_OF_HOME),
+        body=lambda m: {"minutes": 10},
+        victim="alert",
+    ),
+    Case(
+        "live events",
+        "GET",
+        "/sites/{site}/events",
+        f"/sites/{HOME}/events",
+        expect(403, admin=200, staff=200, family_linked=200, family_of_another_resident=200),
+        stream=True,
+    ),
+    Case(
+        "news2",
+        "GET",
+        "/sites/{site}/residents/{resident}/news2",
+        f"/sites/{HOME}/residents/r01/news2",
+        READ_R01,
+    ),
+    Case(
+        "staff entry",
+        "POST",
+        "/sites/{site}/residents/{resident}/observations",
+        f"/sites/{HOME}/residents/r01/observations",
+        expect(403, admin=204, staff=204),
+        body=lambda m: {"consciousness": "A", "on_oxygen": False},
+    ),
+    Case(
+        "thresholds",
+        "GET",
+        "/sites/{site}/residents/{resident}/thresholds",
+        f"/sites/{HOME}/residents/r01/thresholds",
+        READ_R01,
+    ),
+    Case(
         "openapi",
         "GET",
         OPENAPI_URL,
@@ -363,6 +472,10 @@ async def _victim(matrix: Matrix, kind: str | None) -> str:
     if kind == "link":
         family = await world.user(Role.FAMILY, (HOME,))
         return str((await world.link(family, "r01")).id)
+    if kind == "alert":
+        return await world.raise_alert(HOME, "r01")
+    if kind == "gateway_alert":
+        return await world.raise_alert(HOME, None)
     return ""
 
 
@@ -371,11 +484,18 @@ async def _victim(matrix: Matrix, kind: str | None) -> str:
 async def test_access(matrix: Matrix, case: Case, who: Who) -> None:
     client = await matrix.client(who, fresh=case.fresh)
     path = case.path.format(
-        victim=await _victim(matrix, case.victim), staff=matrix.users[Who.STAFF].id
+        victim=await _victim(matrix, case.victim),
+        staff=matrix.users[Who.STAFF].id,
+        alert=matrix.alert,
+        gateway_alert=matrix.gateway_alert,
     )
     url = path if case.outside_api else API + path
     headers = {CSRF_HEADER: client.csrf} if client.csrf is not None else {}
     body = case.body(matrix) if case.body is not None else None
+    if case.stream:
+        async with client.http.stream(case.method, url, headers=headers) as streamed:
+            assert streamed.status_code == case.expect[who]
+        return
     response = await client.http.request(case.method, url, json=body, headers=headers)
     assert response.status_code == case.expect[who], response.text
 
@@ -412,7 +532,7 @@ def test_family_of_another_resident_is_refused_everywhere_about_r01() -> None:
 def test_case_paths_only_use_known_fields() -> None:
     for case in CASES:
         fields = {name for _, name, _, _ in string.Formatter().parse(case.path) if name}
-        assert fields <= {"victim", "staff"}, case.name
+        assert fields <= {"victim", "staff", "alert", "gateway_alert"}, case.name
 
 
 # -- what the allowed lists hold --------------------------------------------------------------

@@ -20,6 +20,10 @@ from typing import Any
 
 import httpx
 
+from cloud.alerts.engine import Condition
+from cloud.alerts.ledger import SqliteLedger
+from cloud.alerts.service import AlertService
+from cloud.alerts.sites import SiteMap, load_sites
 from cloud.api import (
     ApiServer,
     ApiSettings,
@@ -36,9 +40,11 @@ from cloud.api import (
 )
 from cloud.api.access import CSRF_HEADER
 from cloud.api.passwords import Passwords
+from cloud.settings import CloudSettings
 from cloud.store import SqliteStore, StoredReading, storage_time_ns
 from cloud.store.base import ns_from_datetime
 from vitals.metrics import Metric
+from vitals.wire import AlertKind, Severity
 
 __all__ = [
     "API",
@@ -65,6 +71,7 @@ SITE_FILES = {
 id = "home-a"
 name = "Home A"
 timezone = "Europe/London"
+gateway = "gw-a"
 
 [[residents]]
 id = "r01"
@@ -95,6 +102,8 @@ name = "Carol Example"
 devices = [{ id = "a-r03-temp", kind = "thermometer" }]
 """,
     OTHER: """
+gateway = "gw-b"
+
 [site]
 id = "home-b"
 name = "Home B"
@@ -210,11 +219,56 @@ class World:
     clock: ManualClock
     passwords: Passwords
     stack: AsyncExitStack
+    alerts: AlertService
+    """The alert service in this process (drive it with ``ingest`` and ``tick``)."""
     admin: User | None = None
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def name(self, prefix: str) -> str:
         return f"{prefix}-{next(self._names)}"
+
+    async def raise_alert(
+        self,
+        site: str = HOME,
+        resident: str | None = "r01",
+        *,
+        severity: Severity = Severity.URGENT,
+    ) -> str:
+        """Open an alert through the real lifecycle (a clinical one of ``resident``, or a
+        technical one of the site's gateway when ``resident`` is None); return its id."""
+        n = next(self._names)
+        if resident is not None:
+            condition = Condition(
+                key=f"spo2_low:{resident}:spo2:{n}",
+                rule="spo2_low",
+                kind=AlertKind.CLINICAL,
+                severity=severity,
+                active=True,
+                resident=resident,
+                device=None,
+                gateway=None,
+                metric=Metric.SPO2,
+                value=87.0,
+                time=self.clock.now(),
+                message=f"[{severity.value}] {resident}: SpO2 87 %",
+            )
+        else:
+            condition = Condition(
+                key=f"gateway_offline:gw:{n}",
+                rule="gateway_offline",
+                kind=AlertKind.TECHNICAL,
+                severity=severity,
+                active=True,
+                resident=None,
+                device=None,
+                gateway="gw-a",
+                metric=None,
+                value=None,
+                time=self.clock.now(),
+                message=f"[{severity.value}] gw-a: offline",
+            )
+        [change] = await self.alerts.lifecycle.apply(site, [condition], self.clock.now())
+        return change.alert.id
 
     async def user(
         self,
@@ -291,6 +345,16 @@ async def api_world(
         directory = SiteFileDirectory(settings.sites)
         await directory.refresh()
         devices = DeviceStatusBoard()
+        sites = load_sites(settings.sites)
+        alerts = AlertService(
+            CloudSettings(),
+            sites=SiteMap.of(sites, clock.now()),
+            escalation={},
+            ledger=await stack.enter_async_context(SqliteLedger(folder / "alerts.sqlite3")),
+            store=store,
+            clock=clock,
+        )
+        await alerts.start()
         app = create_app(
             settings,
             store=store,
@@ -300,6 +364,7 @@ async def api_world(
             directory=directory,
             devices=devices,
             clock=clock,
+            alerts=alerts,
         )
         server = await stack.enter_async_context(ApiServer(app, settings))
         world = World(
@@ -314,6 +379,7 @@ async def api_world(
             clock=clock,
             passwords=Passwords(settings.passwords),
             stack=stack,
+            alerts=alerts,
         )
         world.admin = await world.user(Role.ADMIN, (HOME,), username="admin-a")
         yield world

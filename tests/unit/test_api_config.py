@@ -105,7 +105,7 @@ absolute_s = 600
     [
         ("[api]\nport = -1\n", "api.port"),
         ("[api\n", "not valid TOML"),
-        ("api = 3\n", "expected a table"),
+        ("api = 3\n", "api: Input should be a valid dictionary"),
         ("[store]\nkind = 'paper'\n", "store.kind"),
     ],
 )

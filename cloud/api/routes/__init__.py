@@ -3,8 +3,16 @@
 the same way (``create_app(..., routers=[...])``) and authorise through
 :mod:`cloud.api.access`."""
 
-from cloud.api.routes import audit, auth, links, sites, users, vitals
+from cloud.api.routes import alerts, audit, auth, links, sites, users, vitals
 
-ROUTERS = (auth.router, sites.router, vitals.router, links.router, users.router, audit.router)
+ROUTERS = (
+    auth.router,
+    sites.router,
+    vitals.router,
+    alerts.router,
+    links.router,
+    users.router,
+    audit.router,
+)
 
 __all__ = ["ROUTERS"]
