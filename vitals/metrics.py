@@ -71,6 +71,9 @@ class Metric(StrEnum):
     BATTERY_LEVEL = "battery_level"
     FALL = "fall"
     HELP_BUTTON = "help_button"
+    PROBE = "probe"
+    """The gateway's scheduled end-to-end test reading (its device is the gateway itself):
+    the alert service raises a technical alert when none has been stored for a while."""
 
     @property
     def info(self) -> MetricInfo:
@@ -122,4 +125,5 @@ _INFO: dict[Metric, MetricInfo] = {
     Metric.BATTERY_LEVEL: MetricInfo("%", None, "Battery level", MetricKind.DEVICE, 0, 100),
     Metric.FALL: MetricInfo("{event}", None, "Fall detected", MetricKind.EVENT, 1, 1),
     Metric.HELP_BUTTON: MetricInfo("{event}", None, "Help button pressed", MetricKind.EVENT, 1, 1),
+    Metric.PROBE: MetricInfo("{probe}", None, "End-to-end test reading", MetricKind.DEVICE, 1, 1),
 }

@@ -62,7 +62,17 @@ from vitals.backoff import Backoff
 from vitals.broker import BrokerSettings
 from vitals.errors import TopicError, WireError
 from vitals.metrics import Metric, MetricKind
-from vitals.wire import Alert, AlertState, Quality, Reading, Status, parse_batch, parse_message
+from vitals.wire import (
+    Alert,
+    AlertKind,
+    AlertState,
+    Quality,
+    Reading,
+    Severity,
+    Status,
+    parse_batch,
+    parse_message,
+)
 
 __all__ = ["AlertService", "ServiceStats"]
 
@@ -151,6 +161,8 @@ class AlertService:
         self._last_event: dict[tuple[str, Metric], float] = {}
         self._stopping = asyncio.Event()
         self._started = False
+        self._started_at = now
+        self._probe_missing: dict[str, bool] = {}
 
     # -- start -----------------------------------------------------------------------------
 
@@ -385,6 +397,7 @@ class AlertService:
                 tasks = [
                     group.create_task(self._mqtt(), name="alerts-mqtt"),
                     group.create_task(self._ticks(), name="alerts-tick"),
+                    group.create_task(self._probe_checks(), name="alerts-probes"),
                 ]
                 if self._dispatcher is not None:
                     tasks.append(group.create_task(self._dispatcher.run(), name="alerts-notify"))
@@ -393,6 +406,62 @@ class AlertService:
                     task.cancel()
         finally:
             await self.lifecycle.ledger.aclose()
+
+    async def check_probes(self, now: datetime | None = None) -> list[Change]:
+        """The end-to-end check: each site's gateway sends a test reading on a schedule
+        (metric ``probe``) that travels gateway -> broker -> ingest -> store like any other.
+        A site with none stored within ``probe_silence_s`` gets an urgent technical alert
+        (clinical alerts from that home may be blind); it resolves when one is stored."""
+        if self._store is None:
+            return []
+        moment = now if now is not None else self._clock.now()
+        silence = timedelta(seconds=self._alerts.probe_silence_s)
+        if moment - self._started_at < silence:
+            return []  # give a freshly started system the time a probe needs
+        changes: list[Change] = []
+        for site in self.sites.sites:
+            try:
+                recent = await self._store.latest(
+                    site.id, self._settings.registry.unassigned_resident, since=moment - silence
+                )
+            except StoreError as exc:
+                logger.warning("alerts: probe check of %s skipped: %s", site.id, exc)
+                continue
+            arrived = any(r.metric is Metric.PROBE and r.device == site.gateway for r in recent)
+            missing = not arrived
+            if self._probe_missing.get(site.id, False) == missing:
+                continue
+            self._probe_missing[site.id] = missing
+            condition = Condition(
+                key=f"probe_missing:{site.gateway}",
+                rule="probe_missing",
+                kind=AlertKind.TECHNICAL,
+                severity=Severity.URGENT,
+                active=missing,
+                resident=None,
+                device=None,
+                gateway=site.gateway,
+                metric=Metric.PROBE,
+                value=None,
+                time=moment,
+                message=(
+                    f"[urgent] {site.gateway}: no end-to-end test reading stored for "
+                    f"{int(silence.total_seconds() // 60)} min: alerts from this home may "
+                    "not arrive"
+                ),
+            )
+            changes.extend(await self.lifecycle.apply(site.id, [condition], moment))
+        self._emit(changes, moment)
+        return changes
+
+    async def _probe_checks(self) -> None:
+        every = min(60.0, self._alerts.probe_silence_s / 4)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.check_probes()
+            except Exception:
+                logger.exception("alerts: probe check failed")
 
     async def _ticks(self) -> None:
         interval = self._alerts.tick_s

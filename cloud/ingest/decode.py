@@ -15,6 +15,8 @@ Then:
   tag values stays bounded (one placeholder; device ids are already bounded by the gateways'
   credentials), and the readings can be found and re-attributed by device. The
   ``deadletter`` policy refuses them instead, for installations that want strict routing.
+  The gateway's end-to-end test reading (metric ``probe``, device = the gateway) is stored
+  under ``unassigned`` too, as expected rather than unknown (the alert service looks for it).
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ from cloud.store.base import StoredReading
 from vitals import topics
 from vitals.errors import TopicError, WireError
 from vitals.fastwire import FastBatch, fast_batch
+from vitals.metrics import Metric
 from vitals.wire import parse_batch
 
 __all__ = ["Decoded", "Decoder", "stored_json"]
+
+_PROBE = Metric.PROBE
 
 
 @dataclass(slots=True)
@@ -125,6 +130,8 @@ class Decoder:
         readings = result.readings
         for reading in batch.readings:
             resident = directory.resident(site, reading.device, reading.user)
+            if resident is None and reading.metric is _PROBE:
+                resident = self._unassigned  # the gateway's own test reading: expected
             if resident is None:
                 if self._policy is UnknownDevicePolicy.DEADLETTER:
                     refused.append(
@@ -159,7 +166,8 @@ class Decoder:
             device = record["device"]
             resident = resident_of(site, device, record.get("user"))
             if resident is None:
-                unknown.add((site, device))
+                if record["metric"] is not _PROBE:
+                    unknown.add((site, device))
                 resident = unassigned
             readings.append(from_record(site, resident, record, time_ns, received_ns))
         return result

@@ -249,3 +249,46 @@ async def test_a_reading_of_an_unknown_device_or_site_changes_nothing(
             what="ticks",
         )
         assert svc.lifecycle.unresolved() == []
+
+
+async def test_a_missing_end_to_end_probe_raises_a_technical_alert_until_one_is_stored(
+    tmp_path: Path,
+) -> None:
+    site = f"svc-{uuid.uuid4().hex[:8]}"
+    site_file(tmp_path, site)
+    start = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    clock = MovingClock(start)
+    settings = CloudSettings.model_validate({"alerts": {"probe_silence_s": 1800}})
+    async with (
+        SqliteStore(tmp_path / "vitals.sqlite3") as store,
+        SqliteLedger(tmp_path / "alerts.sqlite3") as ledger,
+    ):
+        svc = AlertService(
+            settings,
+            sites=SiteMap.of(load_sites([tmp_path / f"{site}.toml"]), start),
+            escalation={},
+            ledger=ledger,
+            store=store,
+            clock=clock,
+        )
+        await svc.start()
+        assert await svc.check_probes(start + timedelta(minutes=10)) == []  # still in grace
+        [opened] = await svc.check_probes(start + timedelta(minutes=31))
+        assert (opened.alert.rule, opened.alert.gateway) == ("probe_missing", "gw-1")
+        assert opened.alert.kind.value == "technical"
+        assert await svc.check_probes(start + timedelta(minutes=32)) == []  # no repeat
+
+        probe = Reading(
+            gateway="gw-1",
+            device="gw-1",
+            metric=Metric.PROBE,
+            value=1.0,
+            unit=Metric.PROBE.unit,
+            time=start + timedelta(minutes=33),
+            received=start + timedelta(minutes=33),
+            seq=1,
+        )
+        await store.write([StoredReading.from_reading(site, "unassigned", probe)])
+        [resolved] = await svc.check_probes(start + timedelta(minutes=34))
+        assert resolved.alert.id == opened.alert.id
+        assert resolved.alert.state is AlertState.RESOLVED

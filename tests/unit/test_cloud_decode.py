@@ -88,6 +88,31 @@ def test_unknown_devices_are_stored_as_unassigned_by_default() -> None:
     assert decoded.deadletters == []
 
 
+@pytest.mark.parametrize("bad_beside", [False, True])
+def test_the_gateways_probe_is_stored_unassigned_and_not_reported_unknown(
+    bad_beside: bool,
+) -> None:
+    probe = reading_dict(GATEWAY, 5, [GATEWAY]) | {
+        "device": GATEWAY,
+        "metric": "probe",
+        "unit": "{probe}",
+        "value": 1.0,
+    }
+    readings = [probe] + (
+        [reading_dict(GATEWAY, 6, DEVICES) | {"unit": "bpm"}] if bad_beside else []
+    )
+    payload = json.dumps(
+        {"v": 1, "site": SITE, "gateway": GATEWAY, "sent": NOW.isoformat(), "readings": readings}
+    ).encode()
+
+    decoded = decoder().decode(TOPIC, payload, NOW)
+
+    [stored] = decoded.readings
+    assert (stored.metric, stored.resident, stored.device) == (Metric.PROBE, "unassigned", GATEWAY)
+    assert decoded.unknown == set()
+    assert decoded.invalid == (1 if bad_beside else 0)
+
+
 def test_unknown_devices_are_dead_lettered_under_that_policy() -> None:
     payload = batch_payload(SITE, GATEWAY, range(30), ["r01-hr", "stranger", "r02-hr"])
 

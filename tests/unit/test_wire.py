@@ -116,6 +116,7 @@ METRIC_SAMPLES = {
     Metric.BATTERY_LEVEL: 88.0,
     Metric.FALL: 1.0,
     Metric.HELP_BUTTON: 1.0,
+    Metric.PROBE: 1.0,
 }
 
 
