@@ -16,9 +16,10 @@ from bleak import BleakScanner
 from bleak.backends.client import BaseBleakClient
 
 from gateway.central import Central, CentralOptions, DetectionCallback, ScannerLike
-from gateway.health import Clock, CombinedHealth, utc_now
+from gateway.health import Clock, CombinedHealth, utc_now, versions
+from gateway.homeassistant import HomeAssistantPublisher
 from gateway.outbox import AsyncOutbox
-from gateway.recorder import Recorder
+from gateway.recorder import EntrySink, Recorder
 from gateway.registry import Registry
 from gateway.settings import BleSettings, GatewaySettings
 from gateway.uplink import Uplink
@@ -61,9 +62,25 @@ async def run_gateway(settings: GatewaySettings, *, clock: Clock = utc_now) -> N
                 late_after=settings.outbox.late_after,
             )
         )
+        sink: EntrySink = outbox
+        companions: list[HomeAssistantPublisher] = []
+        if settings.homeassistant.enabled:
+            # Opt-in: the latest values of the listed residents' metrics, teed off the way
+            # into the outbox, and their discovery configs, over the uplink's connection.
+            homeassistant = HomeAssistantPublisher.from_settings(
+                settings.site,
+                settings.gateway,
+                settings.homeassistant,
+                registry.entries,
+                ack_timeout_s=settings.mqtt.ack_timeout_s,
+                clock=clock,
+                sw_version=versions().get("carewatch"),
+            )
+            sink = homeassistant.sink(outbox)
+            companions.append(homeassistant)
         recorder = Recorder(
             gateway=settings.gateway,
-            sink=outbox,
+            sink=sink,
             settings=settings.recorder,
             zone=settings.zone,
             is_streaming=is_streaming,
@@ -92,6 +109,7 @@ async def run_gateway(settings: GatewaySettings, *, clock: Clock = utc_now) -> N
             status=settings.status,
             health=CombinedHealth(central, recorder),
             clock=clock,
+            companions=companions,
         )
         logger.info(
             "gateway starting site=%s gateway=%s devices=%d backend=%s outbox_depth=%d",

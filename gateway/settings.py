@@ -36,6 +36,7 @@ __all__ = [
     "PLACEHOLDER_SECRETS",
     "FullPolicy",
     "GatewaySettings",
+    "HomeAssistantSettings",
     "LogSettings",
     "MqttSettings",
     "MqttUrl",
@@ -143,6 +144,65 @@ class LogSettings(_Section):
     format: Literal["json", "kv"] = "kv"
 
 
+_DisplayName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_Id = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
+
+
+class HomeAssistantSettings(_Section):
+    """Home Assistant MQTT discovery (``gateway.homeassistant``): opt-in, per resident.
+
+    A resident's sensors are announced only when the resident is listed; they are named by
+    the resident's id unless the family gives a display name here (the only place a name
+    may appear)."""
+
+    enabled: bool = False
+    discovery_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = (
+        "homeassistant"
+    )
+    node_id: _Id | None = None
+    """Discovery node id; default ``carewatch_<site>_<gateway>`` (the broker's ACL names it)."""
+    residents: tuple[_Id, ...] = ()
+    """The residents whose sensors are shown (required when enabled)."""
+    devices: tuple[_Id, ...] = ()
+    """Only these devices of those residents; empty: all of their devices."""
+    users: dict[_Id, Annotated[int, Field(ge=0, le=255)]] = Field(default_factory=dict)
+    """Device id -> the device user index (a shared cuff or scale) whose readings are shown.
+    A reading that carries a user index is shown only for a device listed here with it."""
+    display_names: dict[_Id, _DisplayName] = Field(default_factory=dict)
+    """Resident id -> the name the family wants to see in Home Assistant."""
+    state_interval_s: float = Field(default=10.0, ge=1, le=3600)
+    """A state topic is published at most this often (the latest value wins)."""
+    stale_after_s: int = Field(default=300, ge=0, le=86_400)
+    """Continuous vitals show as unavailable in HA after this long without a value (0: never)."""
+    event_display_s: int = Field(default=120, ge=1, le=86_400)
+    """A fall or help-button event shows as on for this long."""
+    event_max_age_s: float = Field(default=300.0, gt=0, le=86_400)
+    """An event older than this when it reaches the gateway (a device's backlog) is not shown."""
+
+    def check_devices(self, entries: tuple[DeviceEntry, ...]) -> None:
+        """Refuse names that are not in the gateway's device list (raises ValueError)."""
+        if not self.enabled:
+            return
+        if not self.residents:
+            raise ValueError("homeassistant.residents: list the residents to show (opt-in)")
+        by_id = {entry.id: entry for entry in entries}
+        known_residents = {entry.resident for entry in entries if entry.resident is not None}
+        for resident in self.residents:
+            if resident not in known_residents:
+                raise ValueError(f"homeassistant.residents: {resident} has no device here")
+        for device in self.devices:
+            entry = by_id.get(device)
+            if entry is None or entry.resident not in self.residents:
+                raise ValueError(f"homeassistant.devices: {device} is not a listed resident's")
+        for device in self.users:
+            entry = by_id.get(device)
+            if entry is None or entry.resident not in self.residents:
+                raise ValueError(f"homeassistant.users: {device} is not a listed resident's")
+        for resident in self.display_names:
+            if resident not in self.residents:
+                raise ValueError(f"homeassistant.display_names: {resident} is not listed")
+
+
 class GatewaySettings(BaseSettings):
     """Everything one gateway process needs, from ``gateway.toml`` and ``CAREWATCH_*``."""
 
@@ -165,6 +225,7 @@ class GatewaySettings(BaseSettings):
     status: StatusSettings = StatusSettings()
     log: LogSettings = LogSettings()
     ble: BleSettings = BleSettings()
+    homeassistant: HomeAssistantSettings = HomeAssistantSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -174,6 +235,11 @@ class GatewaySettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _homeassistant_devices(self) -> Self:
+        self.homeassistant.check_devices(self.ble.devices)
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Self:

@@ -15,6 +15,8 @@ Per connection (all of it rebuilt on every connect):
   success: a refusal (MQTT v5 reason >= 0x80, e.g. 0x87 "not authorised" from an ACL) keeps
   them and is treated like a lost connection. aiomqtt 2.x ignores PUBACK reason codes, so
   :class:`_Client` adds a publish that checks them;
+* companions (:class:`Companion`, e.g. ``gateway.homeassistant``) publish over the same
+  connection beside the sender, one message in flight each;
 * in-flight bookkeeping is one cursor (the last seq handed out on this connection). When the
   connection ends it is dropped: whatever was not acknowledged is sent again on the next one,
   as the same readings (the outbox seals their ``late`` flag), so the cloud sees duplicates
@@ -65,6 +67,7 @@ from vitals.wire import GatewayState, Reading, ReadingBatch, Status
 
 __all__ = [
     "AiomqttConnector",
+    "Companion",
     "Connector",
     "MqttLink",
     "Uplink",
@@ -119,6 +122,15 @@ class Connector(Protocol):
     disconnects (with a DISCONNECT when the connection is still up)."""
 
     def connect(self, will: Will) -> contextlib.AbstractAsyncContextManager[MqttLink]: ...
+
+
+class Companion(Protocol):
+    """Something else the gateway publishes over the uplink's connection (Home Assistant
+    discovery): ``serve(link)`` runs beside the sender on every connection, from just after
+    the online status until the connection ends. A :class:`GatewayError` it raises ends the
+    connection, as the sender's do."""
+
+    async def serve(self, link: MqttLink) -> None: ...
 
 
 # -- the aiomqtt implementation -------------------------------------------------------------
@@ -304,6 +316,7 @@ class Uplink:
         health: HealthSource | None = None,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        companions: Sequence[Companion] = (),
     ) -> None:
         self._site = topics.check_id(site, "site")
         self._gateway = topics.check_id(gateway, "gateway")
@@ -316,6 +329,7 @@ class Uplink:
             else AiomqttConnector(mqtt, client_id=client_id(site, gateway))
         )
         self._health = health if health is not None else NoDevices()
+        self._companions = tuple(companions)
         self._clock = clock
         self._backoff = Backoff(mqtt.reconnect_min_s, mqtt.reconnect_max_s, rng)
         self._started = clock()
@@ -437,6 +451,8 @@ class Uplink:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._watch(link), name="uplink-watch")
                 tasks.create_task(self._heartbeat(link), name="uplink-heartbeat")
+                for number, companion in enumerate(self._companions):
+                    tasks.create_task(companion.serve(link), name=f"uplink-companion-{number}")
                 # The sender runs in the group's body, not as a task: a failing task then
                 # interrupts the body, and Python 3.11's TaskGroup balances the cancel it
                 # sends this task (with an idle body it leaves cancelling() at 1).
