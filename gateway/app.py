@@ -19,6 +19,7 @@ from gateway.central import Central, CentralOptions, DetectionCallback, ScannerL
 from gateway.health import Clock, CombinedHealth, utc_now, versions
 from gateway.homeassistant import HomeAssistantPublisher
 from gateway.outbox import AsyncOutbox
+from gateway.probe import send_probes
 from gateway.recorder import EntrySink, Recorder
 from gateway.registry import Registry
 from gateway.settings import BleSettings, GatewaySettings
@@ -123,3 +124,10 @@ async def run_gateway(settings: GatewaySettings, *, clock: Clock = utc_now) -> N
             group.create_task(recorder.run(), name="recorder")
             group.create_task(uplink.run(), name="uplink")
             group.create_task(central.run(), name="ble-central")
+            if settings.status.probe_interval_s > 0:
+                group.create_task(
+                    send_probes(
+                        recorder, settings.gateway, settings.status.probe_interval_s, clock
+                    ),
+                    name="probe",
+                )

@@ -111,6 +111,9 @@ class RecorderSettings(_Section):
 class StatusSettings(_Section):
     heartbeat_s: float = Field(default=60.0, gt=0, le=3600)
     """Interval of the retained online status with health figures."""
+    probe_interval_s: float = Field(default=300.0, ge=0, le=86_400)
+    """Interval of the end-to-end test reading (:mod:`gateway.probe`); 0 sends none (the
+    cloud then raises a technical alert for the home)."""
 
 
 class BleSettings(_Section):
