@@ -170,6 +170,8 @@ class LogSettings(_Section):
 # -- the HTTP API ([api]) ----------------------------------------------------------------
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
+_MIN_RESEARCH_KEY_BYTES = 16
+"""As ``cloud.exchange.research.MIN_KEY_BYTES`` (not imported: settings import no service)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -272,9 +274,20 @@ class ApiSettings(_Section):
     session: SessionSettings = SessionSettings()
     passwords: PasswordSettings = PasswordSettings()
     login_limit: LoginLimitSettings = LoginLimitSettings()
+    research_key: SecretStr | None = None
+    """The key of the research export's pseudonyms (HMAC-SHA256, at least 16 bytes as
+    UTF-8; :mod:`cloud.exchange.research`): one per study, from the environment
+    (``CAREWATCH_API__RESEARCH_KEY``), never in the file. None: the export is off (503)."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if (
+            self.research_key is not None
+            and len(self.research_key.get_secret_value().encode()) < _MIN_RESEARCH_KEY_BYTES
+        ):
+            raise ValueError(
+                f"research_key must be at least {_MIN_RESEARCH_KEY_BYTES} bytes (UTF-8)"
+            )
         if not self.session.cookie_secure and not is_loopback(self.host):
             raise ValueError(
                 "session.cookie_secure = false is only allowed on a loopback host "
@@ -349,6 +362,7 @@ class CloudSettings(BaseSettings):
             ("mqtt.password", self.mqtt.password),
             ("store.password", self.store.password),
             ("store.token", self.store.token),
+            ("api.research_key", self.api.research_key),
         ):
             if secret is not None and secret.get_secret_value().strip().lower() in (
                 PLACEHOLDER_SECRETS

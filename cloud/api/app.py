@@ -41,6 +41,7 @@ from cloud.api.errors import (
 from cloud.api.routes import ROUTERS
 from cloud.api.sessions import SessionStore
 from cloud.api.settings import ApiSettings
+from cloud.api.web import dashboard_router
 from cloud.errors import StoreRejectedError, StoreUnavailableError, StoreValueError
 from cloud.store.base import ReadingStore
 
@@ -174,6 +175,7 @@ def create_app(
     )
     for router in (*ROUTERS, *routers):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(dashboard_router())
     _install_error_handlers(app)
     app.add_middleware(SecurityHeaders, hsts=settings.session.cookie_secure)
     return app

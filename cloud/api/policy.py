@@ -67,6 +67,8 @@ class Action(StrEnum):
     """End a family link."""
     MANAGE_USERS = "manage_users"
     """Create, list, see and delete accounts whose sites are all in the resource's."""
+    EXPORT_RESEARCH = "export_research"
+    """A pseudonymised export of a site's readings for research (admin only)."""
     READ_AUDIT = "read_audit"
     CHANGE_OWN_PASSWORD = "change_own_password"
 
@@ -211,5 +213,9 @@ def decide(principal: Principal, action: Action, resource: Resource) -> Decision
     if action is Action.READ_AUDIT:
         if role is not Role.ADMIN:
             return _deny("only an admin reads the audit log")
+        return _in_sites(principal, resource)
+    if action is Action.EXPORT_RESEARCH:
+        if role is not Role.ADMIN:
+            return _deny("only an admin exports research data")
         return _in_sites(principal, resource)
     raise AssertionError(f"no rule for {action}")  # pragma: no cover

@@ -100,7 +100,7 @@ class Matrix:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def matrix(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Matrix]:
     folder: Path = tmp_path_factory.mktemp("api-access")
-    async with api_world(folder) as world:
+    async with api_world(folder, research_key="a research key of the test study") as world:
         found = Matrix(world)
         assert world.admin is not None
         found.users[Who.ADMIN] = world.admin
@@ -445,6 +445,20 @@ CASES = [
         "/sites/{site}/residents/{resident}/thresholds",
         f"/sites/{HOME}/residents/r01/thresholds",
         READ_R01,
+    ),
+    Case(
+        "fhir export",
+        "GET",
+        "/sites/{site}/residents/{resident}/fhir",
+        f"/sites/{HOME}/residents/r01/fhir",
+        READ_R01,
+    ),
+    Case(
+        "research export",
+        "GET",
+        "/sites/{site}/research.csv",
+        f"/sites/{HOME}/research.csv",
+        expect(403, admin=200),
     ),
     Case(
         "openapi",

@@ -21,10 +21,9 @@ import pytest
 
 from cloud.store import SqliteStore
 from tests.harness import MosquittoServer, free_port, poll_until
-from tests.integration.test_alerts_service import publish, site_file, spo2_batch
+from tests.integration.test_alerts_service import first_alert, publish, site_file, spo2_batch
 from vitals import topics
 from vitals.metrics import Metric
-from vitals.wire import Alert, parse_message
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -125,11 +124,7 @@ async def test_serve_stores_alerts_and_lists_in_one_process(
             await publish(
                 mosquitto, topics.readings(site, "gw-1"), spo2_batch(site, [88.0] * 120, now, 0)
             )
-            async with asyncio.timeout(WITHIN):
-                async for message in watcher.messages:
-                    assert isinstance(message.payload, bytes)
-                    alert = parse_message(Alert, message.payload)
-                    break
+            alert = await first_alert(watcher, "spo2_low")
         assert (alert.site, alert.resident, alert.rule) == (site, "r01", "spo2_low")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 30) == 0, logs(path, "serve")

@@ -3,7 +3,7 @@
 the same way (``create_app(..., routers=[...])``) and authorise through
 :mod:`cloud.api.access`."""
 
-from cloud.api.routes import alerts, audit, auth, links, sites, users, vitals
+from cloud.api.routes import alerts, audit, auth, exports, links, sites, users, vitals
 
 ROUTERS = (
     auth.router,
@@ -13,6 +13,7 @@ ROUTERS = (
     links.router,
     users.router,
     audit.router,
+    exports.router,
 )
 
 __all__ = ["ROUTERS"]

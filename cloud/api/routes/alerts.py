@@ -11,6 +11,7 @@ gateway). Every read is written to the audit log. Without the alert service in t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -305,6 +306,8 @@ async def events(request: Request, access: SiteView, ctx: Context) -> StreamingR
         finally:
             if pending is not None:
                 pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
             await source.aclose()  # type: ignore[attr-defined]
 
     return StreamingResponse(

@@ -54,7 +54,7 @@ async def history(
     end: Annotated[AwareDatetime | None, Query(description="Exclusive; default: now.")] = None,
     every: Annotated[
         timedelta | None,
-        Query(description="Interval (seconds or ISO 8601, `PT5M`); default: ~500 points."),
+        Query(description="Interval as an ISO 8601 duration (`PT5M`); default: ~500 points."),
     ] = None,
 ) -> HistoryOut:
     """Mean, minimum, maximum and count of one metric per interval; only intervals that
