@@ -20,18 +20,16 @@ Unix epoch (UTC).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from cloud.alerts.errors import InputError, LedgerError
+from cloud.sqlite import SqliteDatabase, SqliteOwner
 from vitals.metrics import Metric
 from vitals.wire import Alert, AlertKind, AlertState, Severity
 
@@ -422,81 +420,21 @@ def _checked_limit(limit: int) -> int:
     return limit
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteOwner):
     """An :class:`AlertLedger` in one SQLite file: WAL mode, ``synchronous=FULL`` (a write
     that returned survives a power cut), one worker thread owning the connection so calls
     run in order and never block the event loop."""
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0) -> None:
-        self._path = Path(path)
-        self._busy_timeout_s = busy_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-ledger")
-        self._db: sqlite3.Connection | None = None
-        self._closed = False
-
-    # -- life -----------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self._call(lambda db: None)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        finally:
-            self._executor.shutdown(wait=False)
-
-    def _close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
-            try:
-                db.row_factory = sqlite3.Row
-                mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise LedgerError(f"sqlite: {self._path} cannot use WAL (mode {mode})")
-                db.execute("PRAGMA synchronous=FULL")
-                version = int(db.execute("PRAGMA user_version").fetchone()[0])
-                if version not in (0, SCHEMA_VERSION):
-                    raise LedgerError(
-                        f"sqlite: {self._path} has schema version {version}, "
-                        f"this code knows {SCHEMA_VERSION}"
-                    )
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
-        return self._db
-
-    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise LedgerError("the alert ledger is closed")
-
-        def run() -> T:
-            try:
-                return work(self._connection())
-            except sqlite3.Error as exc:
-                raise LedgerError(f"sqlite: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        self._db = SqliteDatabase(
+            path,
+            _SCHEMA,
+            version=SCHEMA_VERSION,
+            name="alert ledger",
+            error=LedgerError,
+            busy_timeout_s=busy_timeout_s,
+        )
+        self._call = self._db.run
 
     # -- writes ---------------------------------------------------------------------------
 

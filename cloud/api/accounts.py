@@ -34,6 +34,7 @@ from cloud.api.errors import (
 )
 from cloud.api.passwords import Passwords
 from cloud.api.policy import Principal, ResidentRef, Role
+from cloud.sqlite import SqliteOwner
 from cloud.store.base import datetime_from_ns, ns_from_datetime
 from vitals.topics import ID_PATTERN
 
@@ -317,26 +318,11 @@ def _is_enabled_admin(db: sqlite3.Connection, user_id: int) -> bool:
     return row is not None
 
 
-class SqliteAccountStore:
+class SqliteAccountStore(SqliteOwner):
     """An :class:`AccountStore` in one SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
         self._db = SqliteDatabase(path, _SCHEMA, version=SCHEMA_VERSION, name="accounts")
-
-    async def aclose(self) -> None:
-        await self._db.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self._db.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- accounts -------------------------------------------------------------------------
 

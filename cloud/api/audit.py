@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from cloud.api.database import SqliteDatabase
+from cloud.sqlite import SqliteOwner
 from cloud.store.base import datetime_from_ns, ns_from_datetime
 
 __all__ = [
@@ -161,26 +162,11 @@ def _entry(row: sqlite3.Row) -> AuditEntry:
     )
 
 
-class SqliteAuditLog:
+class SqliteAuditLog(SqliteOwner):
     """An :class:`AuditLog` in its own SQLite file."""
 
     def __init__(self, path: Path | str) -> None:
         self._db = SqliteDatabase(path, _SCHEMA, version=SCHEMA_VERSION, name="audit")
-
-    async def aclose(self) -> None:
-        await self._db.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self._db.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def record(self, event: AuditEvent) -> int:
         row = (

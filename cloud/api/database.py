@@ -1,125 +1,27 @@
-"""One SQLite file owned by one worker thread: what the API's accounts, sessions and audit log
-are kept in.
-
-sqlite3 blocks, so every call runs on a single worker thread that owns the connection, in
-order (SQLite wants one writer anyway). The schema is applied when the connection opens.
-``sqlite3`` errors become :class:`~cloud.api.errors.StorageError` here; errors of the API's
-own (``ApiError``) raised inside a call pass through unchanged.
-"""
+"""The SQLite files of the API's accounts, sessions and audit log: :mod:`cloud.sqlite`, with
+``sqlite3`` errors as :class:`~cloud.api.errors.StorageError` and foreign keys on."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeVar
 
 from cloud.api.errors import StorageError
+from cloud.sqlite import SqliteDatabase as _Database
+from cloud.sqlite import transaction
 
 __all__ = ["SqliteDatabase", "transaction"]
 
-T = TypeVar("T")
 
-
-@contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-class SqliteDatabase:
-    """A SQLite file in WAL mode with ``schema`` applied, used through :meth:`run`."""
-
+class SqliteDatabase(_Database):
     def __init__(
-        self,
-        path: Path | str,
-        schema: str,
-        *,
-        version: int,
-        name: str,
-        busy_timeout_s: float = 5.0,
+        self, path: Path | str, schema: str, *, version: int, name: str, busy_timeout_s: float = 5.0
     ) -> None:
-        self._path = Path(path)
-        self._schema = schema
-        self._version = version
-        self._name = name
-        self._busy_timeout_s = busy_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
-        self._db: sqlite3.Connection | None = None
-        self._closed = False
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` with the connection on the worker thread."""
-        if self._closed:
-            raise StorageError(f"the {self._name} database is closed")
-
-        def call() -> T:
-            try:
-                return work(self._connection())
-            except sqlite3.Error as exc:
-                raise StorageError(f"{self._name} database: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        finally:
-            self._executor.shutdown(wait=False)
-
-    async def __aenter__(self) -> Self:
-        await self.run(lambda db: None)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def _close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
-            try:
-                db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute("PRAGMA foreign_keys=ON")
-                found = int(db.execute("PRAGMA user_version").fetchone()[0])
-                if found > self._version:
-                    raise StorageError(
-                        f"{self._name} database {self._path} has schema version {found}, "
-                        f"newer than this program's {self._version}"
-                    )
-                db.executescript(self._schema)
-                db.execute(f"PRAGMA user_version={self._version}")
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
-        return self._db
+        super().__init__(
+            path,
+            schema,
+            version=version,
+            name=name,
+            error=StorageError,
+            foreign_keys=True,
+            busy_timeout_s=busy_timeout_s,
+        )

@@ -23,6 +23,7 @@ from typing import Protocol, Self
 
 from cloud.api.database import SqliteDatabase
 from cloud.api.settings import SessionSettings
+from cloud.sqlite import SqliteOwner
 from cloud.store.base import datetime_from_ns, ns_from_datetime
 
 __all__ = [
@@ -142,26 +143,11 @@ def _session(row: sqlite3.Row) -> Session:
     )
 
 
-class SqliteSessionStore:
+class SqliteSessionStore(SqliteOwner):
     """A :class:`SessionStore` in one SQLite file (it may be the accounts' file)."""
 
     def __init__(self, path: Path | str) -> None:
         self._db = SqliteDatabase(path, _SCHEMA, version=SCHEMA_VERSION, name="sessions")
-
-    async def aclose(self) -> None:
-        await self._db.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self._db.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def create(self, user_id: int, *, now: datetime) -> tuple[str, Session]:
         token = new_token()

@@ -10,16 +10,14 @@ the write promises (``NORMAL`` is durable against a process crash only).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, TypeVar
 
 from cloud.errors import StoreUnavailableError, StoreValueError
+from cloud.sqlite import SqliteDatabase, SqliteOwner
 from cloud.store.base import (
     Bucket,
     Rejected,
@@ -114,7 +112,7 @@ def _reading(row: sqlite3.Row) -> StoredReading:
     )
 
 
-class SqliteStore:
+class SqliteStore(SqliteOwner):
     """A :class:`~cloud.store.base.ReadingStore` in one SQLite file (WAL mode)."""
 
     def __init__(
@@ -124,68 +122,16 @@ class SqliteStore:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout_s: float = 5.0,
     ) -> None:
-        self._path = Path(path)
-        self._synchronous = synchronous
-        self._busy_timeout_s = busy_timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        self._db: sqlite3.Connection | None = None
-        self._closed = False
-
-    # -- life -----------------------------------------------------------------------------
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        finally:
-            self._executor.shutdown(wait=False)
-
-    async def __aenter__(self) -> Self:
-        await self._call(lambda db: None)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def _close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
-            try:
-                db.row_factory = sqlite3.Row
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(f"PRAGMA synchronous={self._synchronous}")
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
-        return self._db
-
-    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise StoreUnavailableError("the sqlite store is closed")
-
-        def run() -> T:
-            try:
-                return work(self._connection())
-            except sqlite3.Error as exc:
-                raise StoreUnavailableError(f"sqlite: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        self._db = SqliteDatabase(
+            path,
+            _SCHEMA,
+            version=SCHEMA_VERSION,
+            name="sqlite store",
+            error=StoreUnavailableError,
+            synchronous=synchronous,
+            busy_timeout_s=busy_timeout_s,
+        )
+        self._call = self._db.run
 
     # -- writes ---------------------------------------------------------------------------
 
