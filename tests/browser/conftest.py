@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,22 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from cloud.alerts.ledger import SqliteLedger
-from cloud.alerts.service import AlertService
-from cloud.alerts.sites import SiteMap, load_sites
 from cloud.api import (
-    ApiServer,
     DeviceStatusBoard,
     Role,
-    SiteFileDirectory,
-    SqliteAccountStore,
-    SqliteAuditLog,
-    SqliteSessionStore,
     User,
-    create_app,
 )
-from cloud.api.passwords import Passwords
-from cloud.settings import CloudSettings
 from cloud.store import SqliteStore
 from tests.harness import require_binary, skip_or_fail
 from tests.integration.test_api_support import (
@@ -46,9 +35,8 @@ from tests.integration.test_api_support import (
     PASSWORD,
     ManualClock,
     World,
-    fast_settings,
+    api_world,
     reading,
-    write_site_files,
 )
 from vitals.metrics import Metric
 from vitals.wire import DeviceState, GatewayState, Reading, Status
@@ -67,55 +55,12 @@ async def dashboard_world(folder: Path, *, now: datetime) -> AsyncIterator[World
     clock starts at ``now`` (the browser's own time) and moves only when a test moves it.
     Readings and device statuses are seeded before the alert service starts, so its rules
     (and NEWS2) are refilled from them."""
-    write_site_files(folder)
-    settings = fast_settings(folder)
-    clock = ManualClock(now)
-    async with AsyncExitStack() as stack:
-        store = await stack.enter_async_context(SqliteStore(folder / "vitals.sqlite3"))
-        accounts = await stack.enter_async_context(SqliteAccountStore(settings.database))
-        sessions = await stack.enter_async_context(SqliteSessionStore(settings.database))
-        audit = await stack.enter_async_context(SqliteAuditLog(settings.audit_database))
-        directory = SiteFileDirectory(settings.sites)
-        await directory.refresh()
-        devices = DeviceStatusBoard()
+
+    async def seed(store: SqliteStore, devices: DeviceStatusBoard) -> None:
         await store.write(seed_readings(now))
         devices.update(seed_status(now), received=now)
-        alerts = AlertService(
-            CloudSettings(),
-            sites=SiteMap.of(load_sites(settings.sites), now),
-            escalation={},
-            ledger=await stack.enter_async_context(SqliteLedger(folder / "alerts.sqlite3")),
-            store=store,
-            clock=clock,
-        )
-        await alerts.start()
-        app = create_app(
-            settings,
-            store=store,
-            accounts=accounts,
-            sessions=sessions,
-            audit=audit,
-            directory=directory,
-            devices=devices,
-            clock=clock,
-            alerts=alerts,
-        )
-        server = await stack.enter_async_context(ApiServer(app, settings))
-        world = World(
-            settings=settings,
-            url=server.url,
-            store=store,
-            accounts=accounts,
-            sessions=sessions,
-            audit=audit,
-            directory=directory,
-            devices=devices,
-            clock=clock,
-            passwords=Passwords(settings.passwords),
-            stack=stack,
-            alerts=alerts,
-        )
-        world.admin = await world.user(Role.ADMIN, (HOME,), username="admin-a")
+
+    async with api_world(folder, clock=ManualClock(now), seed=seed) as world:
         yield world
 
 

@@ -11,7 +11,7 @@ address (login rate limiting counts per address) and its error paths.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -331,9 +331,15 @@ def write_site_files(folder: Path) -> Path:
 
 @asynccontextmanager
 async def api_world(
-    folder: Path, *, clock: ManualClock | None = None, **overrides: Any
+    folder: Path,
+    *,
+    clock: ManualClock | None = None,
+    seed: Callable[[SqliteStore, DeviceStatusBoard], Awaitable[None]] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[World]:
-    """The API running on real parts in ``folder``, with an admin of HOME; stopped at exit."""
+    """The API running on real parts in ``folder``, with an admin of HOME; stopped at exit.
+    ``seed`` fills the store and the device board before the alert service starts (so its
+    rules are refilled from what it wrote)."""
     write_site_files(folder)
     settings = fast_settings(folder, **overrides)
     clock = clock if clock is not None else ManualClock()
@@ -345,6 +351,8 @@ async def api_world(
         directory = SiteFileDirectory(settings.sites)
         await directory.refresh()
         devices = DeviceStatusBoard()
+        if seed is not None:
+            await seed(store, devices)
         sites = load_sites(settings.sites)
         alerts = AlertService(
             CloudSettings(),
