@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -216,60 +216,69 @@ async def _act(
     return desk, caller.user.username
 
 
-def _refused(exc: Exception) -> HTTPException:
-    if isinstance(exc, AlertNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, "no such alert")
-    return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+StaffAction = Callable[[AlertDesk, str], Awaitable[Alert]]
+"""What staff do to an alert, given the desk and who does it."""
+
+
+async def _staff_action(
+    request: Request, ctx: ApiContext, access: SiteAccess, alert_id: str, action: StaffAction
+) -> Alert:
+    """Authorise the caller on the alert's resident (or site), then act; a refused
+    transition is 409, a snooze beyond the cap 422."""
+    desk, by = await _act(request, ctx, access.caller, access.site.id, alert_id)
+    try:
+        return await action(desk, by)
+    except SnoozeTooLongError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except AlertNotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such alert") from exc
+    except (InvalidTransitionError, InputError) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 
 @router.post("/sites/{site}/alerts/{alert_id}/acknowledge")
 async def acknowledge(
-    request: Request,
-    alert_id: str,
-    body: CommentIn,
-    access: SiteView,
-    ctx: Context,
+    request: Request, alert_id: str, body: CommentIn, access: SiteView, ctx: Context
 ) -> Alert:
     """I have it: stops the escalation; the comment is kept in the trail."""
-    desk, by = await _act(request, ctx, access.caller, access.site.id, alert_id)
-    try:
-        return await desk.acknowledge(access.site.id, alert_id, by, body.comment)
-    except (AlertNotFoundError, InvalidTransitionError, InputError) as exc:
-        raise _refused(exc) from exc
+    site = access.site.id
+    return await _staff_action(
+        request,
+        ctx,
+        access,
+        alert_id,
+        lambda desk, by: desk.acknowledge(site, alert_id, by, body.comment),
+    )
 
 
 @router.post("/sites/{site}/alerts/{alert_id}/resolve")
 async def resolve(
-    request: Request,
-    alert_id: str,
-    body: CommentIn,
-    access: SiteView,
-    ctx: Context,
+    request: Request, alert_id: str, body: CommentIn, access: SiteView, ctx: Context
 ) -> Alert:
     """Done: the alert is closed (a new one opens if the condition comes back)."""
-    desk, by = await _act(request, ctx, access.caller, access.site.id, alert_id)
-    try:
-        return await desk.resolve(access.site.id, alert_id, by, body.comment)
-    except (AlertNotFoundError, InvalidTransitionError, InputError) as exc:
-        raise _refused(exc) from exc
+    site = access.site.id
+    return await _staff_action(
+        request,
+        ctx,
+        access,
+        alert_id,
+        lambda desk, by: desk.resolve(site, alert_id, by, body.comment),
+    )
 
 
 @router.post("/sites/{site}/alerts/{alert_id}/snooze")
 async def snooze(
-    request: Request,
-    alert_id: str,
-    body: SnoozeIn,
-    access: SiteView,
-    ctx: Context,
+    request: Request, alert_id: str, body: SnoozeIn, access: SiteView, ctx: Context
 ) -> Alert:
     """Quiet for ``minutes`` (critical alerts: at most the configured cap), then back."""
-    desk, by = await _act(request, ctx, access.caller, access.site.id, alert_id)
-    try:
-        return await desk.snooze(access.site.id, alert_id, by, body.minutes)
-    except SnoozeTooLongError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
-    except (AlertNotFoundError, InvalidTransitionError, InputError) as exc:
-        raise _refused(exc) from exc
+    site = access.site.id
+    return await _staff_action(
+        request,
+        ctx,
+        access,
+        alert_id,
+        lambda desk, by: desk.snooze(site, alert_id, by, body.minutes),
+    )
 
 
 @router.get("/sites/{site}/events")
