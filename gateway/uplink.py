@@ -223,15 +223,22 @@ class AiomqttConnector:
     @contextlib.asynccontextmanager
     async def connect(self, will: Will) -> AsyncIterator[MqttLink]:
         s = self._settings
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = s.session_expiry_s
+        session: dict[str, Any]
+        if s.v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = s.session_expiry_s
+            session = {
+                "protocol": aiomqtt.ProtocolVersion.V5,
+                "clean_start": False,
+                "properties": properties,
+            }
+        else:
+            session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
         client = _Client(
             s.host,
             s.port,
             identifier=self._client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=properties,
+            **session,
             will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=True),
             keepalive=s.keepalive_s,
             timeout=s.connect_timeout_s,

@@ -5,7 +5,7 @@ extend :class:`BrokerSettings` with what only it needs (batching, share group, .
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AnyUrl,
@@ -45,6 +45,15 @@ class BrokerSettings(BaseModel):
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     """Cap of the random, growing delay between connection attempts."""
+    protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT v5 (production: session expiry, Receive Maximum, PUBACK reason codes, shared
+    subscriptions) or 3.1.1 for brokers that speak only that, such as the demo's embedded
+    amqtt: the session is then kept by ``clean_session = false`` and lasts as the broker
+    decides, and the in-flight window is the broker's setting."""
+
+    @property
+    def v5(self) -> bool:
+        return self.protocol == "5"
 
     @property
     def tls(self) -> bool:

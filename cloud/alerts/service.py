@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import aiomqtt
 import numpy as np
@@ -483,15 +483,22 @@ class AlertService:
         backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         tls = _tls_context(broker) if broker.tls else None
         while True:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = self._alerts.session_expiry_s
+            session: dict[str, Any]
+            if broker.v5:
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = self._alerts.session_expiry_s
+                session = {
+                    "protocol": aiomqtt.ProtocolVersion.V5,
+                    "clean_start": False,
+                    "properties": properties,
+                }
+            else:
+                session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
             client = aiomqtt.Client(
                 broker.host,
                 broker.port,
                 identifier=self._alerts.client_id,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                clean_start=False,
-                properties=properties,
+                **session,
                 keepalive=broker.keepalive_s,
                 timeout=broker.connect_timeout_s,
                 username=broker.username,
@@ -512,8 +519,10 @@ class AlertService:
                             payload = message.payload
                             if isinstance(payload, bytes | bytearray):
                                 self.on_message(str(message.topic), bytes(payload))
-            except aiomqtt.MqttError as exc:
-                logger.warning("alerts: broker connection lost: %s", exc)
+            except* aiomqtt.MqttError as group:
+                # The receiving loop raises it directly, the publisher from inside the task
+                # group: either way it ends this connection, never the service.
+                logger.warning("alerts: broker connection lost: %s", group.exceptions[0])
             finally:
                 self.stats.connected = False
             await asyncio.sleep(backoff.next())

@@ -203,7 +203,7 @@ class MqttLink:
         self._lost = lost
 
         # The publisher first: dead letters must have somewhere to go before messages come.
-        publisher = self._new_client(f"{s.client_id}-out", manual_ack=False)
+        publisher = self._new_client(f"{s.client_id}-out", manual_ack=False, clean=True)
         self._publisher = publisher
         pub_connack = self._watch(publisher, lost, "publisher")
 
@@ -222,7 +222,7 @@ class MqttLink:
         if reason.is_failure:
             raise MqttRefusedError("connection", reason.value, str(reason))
 
-        consumer = self._new_client(s.client_id, manual_ack=True)
+        consumer = self._new_client(s.client_id, manual_ack=True, clean=False)
         self._client = consumer
         connack = self._watch(consumer, lost, "consumer")
         suback: asyncio.Future[list[ReasonCode]] = loop.create_future()
@@ -265,7 +265,10 @@ class MqttLink:
         if reason.is_failure:
             raise MqttRefusedError("connection", reason.value, str(reason))
         lost.add_done_callback(lambda _f: suback.cancel())
-        result, _mid = consumer.subscribe(self._topic_filter, options=SubscribeOptions(qos=1))
+        if s.v5:
+            result, _mid = consumer.subscribe(self._topic_filter, options=SubscribeOptions(qos=1))
+        else:
+            result, _mid = consumer.subscribe(self._topic_filter, qos=1)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttConnectionError(f"subscribe failed: {paho.error_string(result)}")
         try:
@@ -312,18 +315,18 @@ class MqttLink:
         """Open the TCP (TLS) connection in a worker thread (the only blocking part) and
         send CONNECT; from then on the loop drives the client."""
         s = self._settings
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = session_expiry_s
-        if receive_maximum is not None:
-            properties.ReceiveMaximum = receive_maximum
+        session: dict[str, Any] = {}
+        if s.v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = session_expiry_s
+            if receive_maximum is not None:
+                properties.ReceiveMaximum = receive_maximum
+            session = {"clean_start": clean_start, "properties": properties}
+        # MQTT 3.1.1: the session flag was given to the client (clean_session); there is no
+        # expiry and no Receive Maximum, so the inbox's own bound is the only one.
         try:
             await asyncio.to_thread(
-                client.connect,
-                s.host,
-                s.port,
-                keepalive=s.keepalive_s,
-                clean_start=clean_start,
-                properties=properties,
+                client.connect, s.host, s.port, keepalive=s.keepalive_s, **session
             )
         except (OSError, ValueError) as exc:
             raise MqttConnectionError(f"cannot connect to {self.endpoint}: {exc!r}") from exc
@@ -397,12 +400,13 @@ class MqttLink:
             if sock is not None:  # the broker did not take the DISCONNECT in time
                 sock.close()
 
-    def _new_client(self, client_id: str, *, manual_ack: bool) -> paho.Client:
+    def _new_client(self, client_id: str, *, manual_ack: bool, clean: bool) -> paho.Client:
         s = self._settings
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=paho.MQTTv5,
+            protocol=paho.MQTTv5 if s.v5 else paho.MQTTv311,
+            clean_session=None if s.v5 else clean,
             manual_ack=manual_ack,
             reconnect_on_failure=False,
         )
