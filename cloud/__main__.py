@@ -23,27 +23,21 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from cloud.alerts.errors import ConfigError
-from cloud.alerts.ledger import SqliteLedger
-from cloud.alerts.people import load_people
-from cloud.alerts.service import AlertService
-from cloud.alerts.sites import SiteMap, load_sites
-from cloud.api.devices import DeviceStatusBoard
-from cloud.api.errors import DirectoryError, NoAdminError
-from cloud.api.server import serve
-from cloud.errors import CloudError, RegistryError, SettingsError
+from cloud.errors import CloudError, ConfigurationError, SettingsError
 from cloud.ingest import IngestMetrics, Ingestor
-from cloud.notify.dispatcher import Dispatcher
 from cloud.registry import SiteFileRegistry
 from cloud.settings import CloudSettings, LogSettings
 from cloud.store import open_store
 from cloud.store.base import ReadingStore
 from vitals.logs import configure_logging as configure
 from vitals.wire import Status
+
+if TYPE_CHECKING:
+    from cloud.alerts.service import AlertService
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILURE", "EXIT_OK", "configure_logging", "main"]
 
@@ -61,6 +55,8 @@ def configure_logging(settings: LogSettings) -> None:
 
 
 async def _api(settings: CloudSettings) -> int:
+    from cloud.api.server import serve  # noqa: PLC0415
+
     await serve(settings.api, settings)
     return EXIT_OK
 
@@ -112,6 +108,13 @@ async def _alert_service(
 ) -> AsyncIterator[AlertService]:
     """The alert service over ``store``, its ledger open; raises ConfigError for bad site
     or people files."""
+    # Each service imports only what it runs: a restarted ingestor is back sooner.
+    from cloud.alerts.ledger import SqliteLedger  # noqa: PLC0415
+    from cloud.alerts.people import load_people  # noqa: PLC0415
+    from cloud.alerts.service import AlertService  # noqa: PLC0415
+    from cloud.alerts.sites import SiteMap, load_sites  # noqa: PLC0415
+    from cloud.notify.dispatcher import Dispatcher  # noqa: PLC0415
+
     sites = load_sites(settings.registry.sites)
     escalation = load_people(settings.alerts.people, {s.id: s.timezone for s in sites})
     async with SqliteLedger(settings.alerts.ledger) as ledger:
@@ -137,6 +140,9 @@ async def _alerts(settings: CloudSettings) -> int:
 
 async def _serve(settings: CloudSettings) -> int:
     """Ingest, alerts and the API in one process (one store, one event loop)."""
+    from cloud.api.devices import DeviceStatusBoard  # noqa: PLC0415
+    from cloud.api.server import serve  # noqa: PLC0415
+
     board = DeviceStatusBoard()
     stop = asyncio.Event()
     metrics = IngestMetrics()
@@ -213,9 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_status(args.service, exc)
 
 
-_CONFIG_ERRORS = (RegistryError, ConfigError, DirectoryError, NoAdminError)
-
-
 def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
@@ -226,7 +229,7 @@ def _exit_status(service: str, exc: Exception) -> int:
     """A failure as systemd should read it (task groups wrap errors: look inside)."""
     leaves = _leaves(exc)
     for leaf in leaves:
-        if isinstance(leaf, _CONFIG_ERRORS):
+        if isinstance(leaf, ConfigurationError):
             errors = getattr(leaf, "errors", ()) or (str(leaf),)
             logger.error("%s: configuration refused: %s", service, "; ".join(errors))
             return EXIT_CONFIG

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CloudError",
+    "ConfigurationError",
     "IngestError",
     "MqttConnectionError",
     "MqttRefusedError",
@@ -25,6 +26,11 @@ class CloudError(Exception):
     """Root of the cloud's errors."""
 
 
+class ConfigurationError(CloudError):
+    """A configuration a service cannot run with (settings, site files, people files, no
+    admin account): restarting will not help, so the service exits with status 2."""
+
+
 class SettingsError(CloudError, ValueError):
     """The configuration is missing, unreadable or invalid (exit status 2).
 
@@ -36,7 +42,7 @@ class SettingsError(CloudError, ValueError):
         self.errors = errors
 
 
-class RegistryError(CloudError):
+class RegistryError(ConfigurationError):
     """A site file (or whatever serves the device registry) is missing or invalid.
 
     ``errors`` holds one readable line per problem, naming the file and the field.

@@ -116,6 +116,20 @@ class News2Config:
     systolic_bp: timedelta = timedelta(hours=12)
     temperature: timedelta = timedelta(hours=12)
     consciousness: timedelta = timedelta(hours=12)
+    persistence: timedelta = timedelta(minutes=15)
+    """A continuous parameter (respiration rate, SpO2, pulse from a wearable or an oximeter)
+    scores the points it has held throughout the last ``persistence``: the least abnormal of
+    its smoothed values, one per minute. Why: NEWS2 is charted from observations taken at
+    rest, and walking raises an elderly resident's respiration by 3-6 /min and pulse by 15-30
+    /min for 3-12 minutes; scored moment by moment, that gave a COPD resident on oxygen (2
+    points at rest) and a resident living at SpO2 94 % a "medium" NEWS2 (urgent) on most walks,
+    13 false alerts per resident-week in the alert-quality benchmark (bench/alert_quality.py).
+    A deterioration that lasts (sepsis develops over hours) keeps its points; one parameter
+    beyond its limit still alerts within 1-2 minutes through the threshold rules. 0 scores the
+    current smoothed value."""
+    persistence_coverage: float = 0.75
+    """Share of the minutes of ``persistence`` that must have readings for a continuous
+    parameter to be scored; until then it is missing (a lower bound), never normal."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -175,13 +189,21 @@ class TrendConfig:
 class PresenceConfig:
     silent_factor: float = 3.0
     """A device is silent after this many of its cadences without a reading..."""
-    silent_floor: timedelta = timedelta(minutes=10)
-    """...and never sooner than this (a 1 Hz wearable reconnecting is not an alert)."""
+    silent_floor: timedelta = timedelta(minutes=4)
+    """...and never sooner than this (a 1 Hz wearable reconnecting is not an alert). Why 4
+    minutes: a BLE reconnection takes seconds and the gateway's retries back off to at most
+    60 s, so a continuous monitor silent for 4 minutes has failed several reconnections and
+    its resident is unmonitored. The former 10 minutes let a wearable be out of range for a
+    10-minute absence without anyone hearing of it (a missed event in the alert-quality
+    benchmark, bench/alert_quality.py)."""
     gateway_grace: timedelta = timedelta(minutes=2)
     """An offline status (or last will) must last this long."""
     gateway_silence: timedelta = timedelta(minutes=5)
     """No status and no reading for this long is offline too (heartbeat is 60 s)."""
-    sensor_off_after: timedelta = timedelta(minutes=5)
+    sensor_off_after: timedelta = timedelta(minutes=3)
+    """A wearable or oximeter reporting no skin contact this long has been taken off. Contact
+    lost while moving comes back within seconds; 3 minutes (formerly 5) tell staff while the
+    resident has been unmonitored for minutes, not for most of a quarter of an hour."""
     battery_warning: float = 20.0
     battery_warning_clear: float = 25.0
     battery_urgent: float = 10.0
@@ -214,6 +236,8 @@ class EngineConfig:
     """Nightly resting heart rates kept per resident."""
 
     def __post_init__(self) -> None:
+        if self.news2.persistence < timedelta(0) or not 0 < self.news2.persistence_coverage <= 1:
+            raise ConfigError("news2 persistence cannot be negative, its coverage is in (0, 1]")
         if self.ring_capacity < max(self.smoothing.samples, 8):
             raise ConfigError("ring_capacity must hold at least the smoothing samples and 8")
         trends = self.trends

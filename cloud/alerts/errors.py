@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from cloud.errors import ConfigurationError
+
 __all__ = [
     "AlertNotFoundError",
     "AlertsError",
@@ -20,7 +22,7 @@ class AlertsError(Exception):
     """Root of every error the alert rules raise."""
 
 
-class ConfigError(AlertsError, ValueError):
+class ConfigError(AlertsError, ConfigurationError, ValueError):
     """A rule, threshold, override, roster or people file that cannot be used; the message
     names it, and ``errors`` lists every problem when a file had several."""
 

@@ -14,9 +14,11 @@ Rules, by family (ids in brackets):
   ``temperature_high``, ``temperature_low``, ``sbp_low``, ``sbp_high``, ``glucose_low``,
   ``glucose_high``]: one result per (rule, metric); the highest latched level
   (:mod:`cloud.alerts.thresholds`, :mod:`cloud.alerts.latch`) while the series is fresh.
-* **NEWS2** [``news2``]: from the freshest parameters within their windows (continuous series
-  smoothed); active at low-medium (warning), medium (urgent) and high (critical). A partial
-  score (missing parameters) is a lower bound and still alerts.
+* **NEWS2** [``news2``]: from the freshest parameters within their windows; a continuous
+  series (respiration, SpO2, pulse) scores the points it has held throughout the last
+  ``news2.persistence`` (15 min), so a walk is not a deterioration; active at low-medium
+  (warning), medium (urgent) and high (critical). A partial score (missing parameters) is a
+  lower bound and still alerts.
 * **trends** [``weight_gain_3d`` and other configured spans, ``temperature_rise``,
   ``night_hr_rising``]: the resident against their own recent past.
 * **presence** (technical) [``device_silent``, ``sensor_off``, ``battery_low``,
@@ -48,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cloud.alerts.news2 import PARAMETERS, Band, News2Arrays, Parameter, score_arrays
-from cloud.alerts.state import DEVICE_KINDS, METRIC_INDEX, RuleState
+from cloud.alerts.state import CONTINUOUS, DEVICE_KINDS, METRIC_INDEX, RuleState
 from cloud.alerts.thresholds import Direction
 from cloud.alerts.trends import MAD_TO_SD
 from vitals.devices import DeviceKind
@@ -258,17 +260,20 @@ def _fresh(
     m = METRIC_INDEX[metric]
     times = state.last_time[m]
     fresh = now - times <= window
-    return np.where(fresh, state.current[m], np.nan), np.where(fresh, times, np.nan)
+    values = state.sustained[m] if metric in CONTINUOUS else state.current[m]
+    return np.where(fresh, values, np.nan), np.where(fresh, times, np.nan)
 
 
 def news2_inputs(state: RuleState, now: float) -> News2Inputs:
-    """The freshest value of each parameter within its window (NaN when there is none)."""
+    """The freshest value of each parameter within its window (NaN when there is none); for
+    the continuous ones, the value held throughout ``news2.persistence``."""
     windows = state.config.news2
     rr, rr_t = _fresh(state, Metric.RESPIRATORY_RATE, windows.respiration_rate.total_seconds(), now)
     spo2, spo2_t = _fresh(state, Metric.SPO2, windows.spo2.total_seconds(), now)
     hr, hr_t = _fresh(state, Metric.HEART_RATE, windows.pulse.total_seconds(), now)
     pr, pr_t = _fresh(state, Metric.PULSE_RATE, windows.pulse.total_seconds(), now)
-    use_pr = ~(hr_t >= pr_t) & ~np.isnan(pr)  # no heart rate, or a newer pulse rate
+    # the pulse rate when there is no scored heart rate, or a newer pulse rate
+    use_pr = ~np.isnan(pr) & (np.isnan(hr) | ~(hr_t >= pr_t))
     pulse = np.where(use_pr, pr, hr)
     pulse_t = np.where(use_pr, pr_t, hr_t)
     sbp, sbp_t = _fresh(state, Metric.SYSTOLIC_BP, windows.systolic_bp.total_seconds(), now)

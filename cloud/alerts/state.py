@@ -7,12 +7,16 @@
   device, the *current* value (for continuous series the median of the last
   ``smoothing.samples`` valid readings within ``smoothing.window``: one artefact never becomes
   "the" heart rate), and when any reading of it was last seen, valid or not;
+* for NEWS2, per continuous series the first smoothed value of each minute of the last
+  ``news2.persistence`` (15 min), and the least abnormal of them by NEWS2 points
+  (:attr:`RuleState.sustained`): the value the series has held throughout that time;
 * ring buffers of the last ``ring_capacity`` (32) valid readings (time, value) for the series
   that need history: heart rate, pulse rate, SpO2, respiration rate (smoothing), temperature
   (personal baseline) and weight (gain over days), plus one of smoothed heart rates. A ring
   holds about 32 s of a 1 Hz series, 16 days of twice-daily temperatures and a month of daily
   weights. Memory is fixed whatever the history: about 8 KiB per resident with six devices,
-  82 MB for 10,000 residents and 60,000 devices (measured);
+  82 MB for 10,000 residents and 60,000 devices (measured), plus 1 KiB per resident for the
+  NEWS2 minute values below (9.6 MB for 10,000, measured);
 * the hysteresis latches of every threshold level (:mod:`cloud.alerts.latch`);
 * nightly resting heart rates (a ring of ``night_capacity`` nights) with their baseline
   (median and MAD), recent mean and least-squares slope;
@@ -48,6 +52,7 @@ already names the alert lifecycle's open / acknowledged / snoozed / resolved sta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -58,6 +63,7 @@ import numpy.typing as npt
 from cloud.alerts.config import EngineConfig
 from cloud.alerts.errors import ConfigError, InputError
 from cloud.alerts.latch import Latches, LatchParams, update_latches
+from cloud.alerts.news2 import PARAMETERS, Parameter, score_arrays
 from cloud.alerts.thresholds import Override, ThresholdTable
 from cloud.alerts.trends import masked_mad, masked_mean, masked_median, masked_slope
 from vitals.devices import DeviceKind
@@ -96,6 +102,18 @@ _FALL: Final = METRIC_INDEX[Metric.FALL]
 _HELP: Final = METRIC_INDEX[Metric.HELP_BUTTON]
 _IS_VITAL: Final = np.array([m.kind is MetricKind.VITAL for m in METRICS], dtype=np.bool_)
 _IS_CONTINUOUS: Final = np.array([m in CONTINUOUS for m in METRICS], dtype=np.bool_)
+_RR_COLUMN: Final = PARAMETERS.index(Parameter.RESPIRATION_RATE)
+_SPO2_COLUMN: Final = PARAMETERS.index(Parameter.SPO2)
+_PULSE_COLUMN: Final = PARAMETERS.index(Parameter.PULSE)
+_NEWS2_COLUMN: Final = {
+    METRIC_INDEX[Metric.RESPIRATORY_RATE]: _RR_COLUMN,
+    METRIC_INDEX[Metric.SPO2]: _SPO2_COLUMN,
+    METRIC_INDEX[Metric.HEART_RATE]: _PULSE_COLUMN,
+    METRIC_INDEX[Metric.PULSE_RATE]: _PULSE_COLUMN,
+}
+"""Continuous metric -> its NEWS2 parameter's column in ``score_arrays``."""
+_NO_POINTS: Final = 99
+_MINUTE: Final = 60.0
 _DAY: Final = 86_400.0
 _HOUR: Final = 3_600.0
 
@@ -269,6 +287,20 @@ class RuleState:
         self.rings = {
             METRIC_INDEX[metric]: Ring(r, config.ring_capacity) for metric in RING_METRICS
         }
+        # NEWS2 from continuous series: one smoothed value per minute, and the least abnormal
+        # of them over the persistence window
+        news2 = config.news2
+        self.persistence = news2.persistence.total_seconds()
+        self.persistence_minutes = max(
+            1, math.ceil(news2.persistence_coverage * self.persistence / _MINUTE - 1e-9)
+        )
+        self.minutes = {
+            METRIC_INDEX[metric]: Ring(r, math.ceil(self.persistence / _MINUTE) + 2)
+            for metric in CONTINUOUS
+        }
+        self.sustained = np.full((m, r), np.nan)
+        """For continuous metrics: the value NEWS2 scores (see :meth:`_sustain`); NaN while
+        the series does not cover the persistence window."""
 
         # per-resident configuration
         self.scale_2 = np.zeros(r, dtype=np.bool_)
@@ -644,6 +676,7 @@ class RuleState:
             times, values = ring.recent(rows, smoothing.samples)
             window = times >= (t - smoothing.window.total_seconds())[:, None]
             current = masked_median(values, window)
+            self._sustain(metric, rows, t, current)
         else:
             current = x
         self.current[metric, rows] = current
@@ -658,6 +691,46 @@ class RuleState:
             self._weight(rows, t)
         elif metric == _TEMP:
             self._temperature(rows, t, x)
+
+    def _sustain(self, metric: int, rows: IntArray, t: FloatArray, current: FloatArray) -> None:
+        """Keep the first smoothed value of each minute, and set :attr:`sustained` to the least
+        abnormal (by NEWS2 points, on the resident's scale) of those in the persistence window,
+        the newest of them on a tie, once they cover ``persistence_coverage`` of its minutes.
+        It is recomputed when a minute begins, so it costs one scoring per series and minute,
+        not one per reading."""
+        if self.persistence <= 0:
+            self.sustained[metric, rows] = current
+            return
+        ring = self.minutes[metric]
+        newest, _ = ring.recent(rows, 1)
+        fresh = ~(np.floor(newest[:, 0] / _MINUTE) == np.floor(t / _MINUTE))  # NaN: fresh
+        if not fresh.any():
+            return
+        rows, t, current = rows[fresh], t[fresh], current[fresh]
+        ring.append(rows, t, current)
+        times, values = ring.recent(rows)
+        n, k = values.shape
+        nothing = np.full(n * k, np.nan)
+        flat = values.ravel()
+        column = _NEWS2_COLUMN[metric]
+        scores = score_arrays(
+            respiration_rate=flat if column == _RR_COLUMN else nothing,
+            spo2=flat if column == _SPO2_COLUMN else nothing,
+            on_oxygen=np.repeat(self.on_oxygen[rows], k),
+            systolic_bp=nothing,
+            pulse=flat if column == _PULSE_COLUMN else nothing,
+            consciousness=nothing,
+            temperature=nothing,
+            scale=np.repeat(self.spo2_scale[rows], k),
+        )
+        points = scores.columns[column].reshape(n, k).astype(np.int16)
+        usable = (times >= (t - self.persistence)[:, None]) & (points >= 0)
+        points = np.where(usable, points, np.int16(_NO_POINTS))
+        least = points.min(axis=1)
+        pick = np.argmax(usable & (points == least[:, None]), axis=1)  # newest first
+        held = values[np.arange(n), pick]
+        enough = usable.sum(axis=1) >= self.persistence_minutes
+        self.sustained[metric, rows] = np.where(enough, held, np.nan)
 
     def _latch(
         self, slots: IntArray, rows: IntArray, t: FloatArray, dt: FloatArray, x: FloatArray

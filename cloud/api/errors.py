@@ -7,7 +7,7 @@ on these classes, never on message text. The HTTP layer maps them to statuses in
 
 from __future__ import annotations
 
-from cloud.errors import CloudError
+from cloud.errors import CloudError, ConfigurationError
 
 __all__ = [
     "AccountError",
@@ -71,12 +71,12 @@ class PasswordRejectedError(AccountError):
         self.reason = reason
 
 
-class NoAdminError(ApiError):
+class NoAdminError(ApiError, ConfigurationError):
     """The accounts hold no enabled administrator: outside the demo the service refuses to
     start (create one with ``python -m cloud.api create-admin``)."""
 
 
-class DirectoryError(ApiError):
+class DirectoryError(ApiError, ConfigurationError):
     """A site file is missing or invalid; ``errors`` holds one line per problem."""
 
     def __init__(self, message: str, errors: tuple[str, ...] = ()) -> None:
