@@ -27,9 +27,12 @@ Criteria, per kind (thresholds are parameters):
 
 =============== ============================================================================
 fever           a body temperature reading >= 38.1 degC
-sepsis          the NEWS2 aggregate of the latest emitted readings (RR, SpO2 on the
-                resident's scale, oxygen, temperature, systolic BP, HR or pulse rate) >= 5;
-                consciousness is not measured by any device, so it does not count
+sepsis          the NEWS2 aggregate of the emitted readings (RR, SpO2 on the resident's
+                scale, oxygen, temperature, systolic BP, HR or pulse rate) >= 5, where RR,
+                SpO2 and HR count at the least abnormal of their readings over the last
+                15 minutes (``persistence``; they must cover 12 of them) and temperature
+                and BP as last measured; consciousness is not measured by any device, so
+                it does not count
 hypoxaemia      an SpO2 reading <= 91 % (scale 1) or <= 85 % (scale 2, COPD)
 bradycardia     heart rate or pulse rate < 50 bpm sustained for 60 s on one device
 tachycardia     heart rate or pulse rate > 130 bpm sustained for 60 s on one device
@@ -51,6 +54,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -331,6 +335,14 @@ class SepsisSpec(_Spec):
     """Extra thermometer, blood pressure and SpO2 spot readings this often."""
     threshold: Annotated[int, Field(ge=1, le=20)] = 5
     """NEWS2 aggregate that makes the deterioration detectable."""
+    persistence: NonNegativeDuration = dt.timedelta(minutes=15)
+    """For the NEWS2 criterion, respiration rate, SpO2 and heart (pulse) rate count at the least
+    abnormal of their readings over this long, and only once readings cover three quarters of
+    its minutes; temperature and blood pressure count as last measured. A deterioration shows
+    when it lasts: walking raises an elderly resident's respiration by 3-6 /min and pulse by
+    15-30 /min for minutes, and on the latest readings alone a resident without any scenario
+    (COPD on oxygen, 2 points at rest) reached NEWS2 5 some 20 times a day. 0: the latest
+    reading of each."""
 
 
 class HypoxaemiaSpec(_Spec):
@@ -880,6 +892,7 @@ def compile_scenario(
                         Expected.NEWS2,
                         "news2",
                         value=spec.threshold,
+                        sustain=spec.persistence.total_seconds(),
                         related=(
                             Expected.TEMPERATURE_HIGH,
                             Expected.HR_HIGH,
@@ -1214,11 +1227,22 @@ _NEWS2_PARAMETERS: Final = {
 }
 
 
+_SUSTAINED: Final = frozenset({"respiratory_rate", "spo2", "heart_rate"})
+"""The NEWS2 parameters a wearable or oximeter measures continuously."""
+_COVERAGE: Final = 0.75
+
+
 @dataclass(slots=True)
 class _News2State:
     profile: Profile
+    persistence: float = 0.0
+    """Seconds over which a continuous parameter counts at its least abnormal (0: latest)."""
     latest: dict[str, tuple[float, float]] = field(default_factory=dict)
     """parameter -> (time, value) of the latest good reading."""
+    history: dict[str, deque[tuple[float, float, int]]] = field(default_factory=dict)
+    """continuous parameter -> (time, value, points) of its good readings in the window."""
+    now: float = -math.inf
+    """Time of the latest good reading of any parameter."""
 
     def update(self, t: float, found: Sequence[Observation]) -> bool:
         changed = False
@@ -1226,22 +1250,49 @@ class _News2State:
             parameter = _NEWS2_PARAMETERS.get(observation.metric)
             if parameter is not None and not _DOUBTFUL.intersection(observation.flags):
                 self.latest[parameter] = (t, observation.value)
+                self.now = max(self.now, t)
                 changed = True
+                if self.persistence > 0 and parameter in _SUSTAINED:
+                    kept = self.history.setdefault(parameter, deque())
+                    kept.append((t, observation.value, self._points(parameter, observation.value)))
+                    while kept and kept[0][0] < t - self.persistence:
+                        kept.popleft()
         return changed
 
-    def score(self) -> int:
-        def latest(name: str) -> float | None:
+    def _points(self, parameter: str, value: float) -> int:
+        """The NEWS2 points of one continuous parameter alone."""
+        if parameter == "respiratory_rate":
+            return news2_score(respiratory_rate=value)
+        if parameter == "heart_rate":
+            return news2_score(heart_rate=value)
+        profile = self.profile
+        oxygen = news2_score(on_oxygen=profile.on_oxygen)
+        return (
+            news2_score(spo2=value, scale=profile.spo2_scale, on_oxygen=profile.on_oxygen) - oxygen
+        )
+
+    def _value(self, name: str) -> float | None:
+        if self.persistence <= 0 or name not in _SUSTAINED:
             found = self.latest.get(name)
             return None if found is None else found[1]
+        since = self.now - self.persistence
+        window = [item for item in self.history.get(name, ()) if item[0] >= since]
+        minutes = {math.floor(time / 60.0) for time, _, _ in window}
+        if len(minutes) < math.ceil(_COVERAGE * self.persistence / 60.0 - 1e-9):
+            return None
+        least = min(points for _, _, points in window)
+        return next(value for _, value, points in reversed(window) if points == least)
 
+    def score(self) -> int:
+        value = self._value
         return news2_score(
-            respiratory_rate=latest("respiratory_rate"),
-            spo2=latest("spo2"),
+            respiratory_rate=value("respiratory_rate"),
+            spo2=value("spo2"),
             scale=self.profile.spo2_scale,
             on_oxygen=self.profile.on_oxygen,
-            temperature=latest("temperature"),
-            systolic=latest("systolic"),
-            heart_rate=latest("heart_rate"),
+            temperature=value("temperature"),
+            systolic=value("systolic"),
+            heart_rate=value("heart_rate"),
         )
 
 
@@ -1281,14 +1332,19 @@ class TruthRecorder:
         device fails to send something it would have sent (None if never)."""
         self._trackers: dict[str, list[_Tracker]] = {}
         self._order: list[_Tracker] = []
-        self._news2: dict[str, _News2State] = {}
+        self._news2: dict[str, dict[float, _News2State]] = {}
+        """resident -> persistence -> the NEWS2 state of the resident's readings."""
         for scenario in scenarios:
             for criterion in scenario.criteria:
                 tracker = _Tracker(scenario, criterion)
                 self._order.append(tracker)
                 self._trackers.setdefault(scenario.resident, []).append(tracker)
-                if criterion.test == "news2" and scenario.resident not in self._news2:
-                    self._news2[scenario.resident] = _News2State(profiles[scenario.resident])
+                if criterion.test == "news2":
+                    states = self._news2.setdefault(scenario.resident, {})
+                    if criterion.sustain not in states:
+                        states[criterion.sustain] = _News2State(
+                            profiles[scenario.resident], criterion.sustain
+                        )
         self._cursors = dict.fromkeys(devices, -math.inf)
         self._silence = silence
         self._pending: list[tuple[float, int, str, str, Measurement]] = []
@@ -1358,15 +1414,16 @@ class TruthRecorder:
 
     def _evaluate(self, time: float, device: str, resident: str, value: Measurement) -> None:
         found = observations(value)
-        news2 = self._news2.get(resident)
-        news2_changed = news2 is not None and news2.update(time, found)
+        news2 = self._news2.get(resident, {})
+        changed = {sustain for sustain, state in news2.items() if state.update(time, found)}
         for tracker in self._trackers[resident]:
             if tracker.detectable is not None or not tracker.window(time):
                 continue
             criterion = tracker.criterion
             test = criterion.test
             if test == "news2":
-                if news2_changed and news2 is not None and news2.score() >= criterion.value:
+                sustain = criterion.sustain
+                if sustain in changed and news2[sustain].score() >= criterion.value:
                     tracker.detectable = time
             elif test == "event":
                 if any(o.metric in criterion.metrics for o in found):

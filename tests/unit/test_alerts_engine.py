@@ -18,7 +18,9 @@ from cloud.alerts import (
     ConfigError,
     Consciousness,
     Device,
+    EngineConfig,
     InputError,
+    News2Config,
     Resident,
     Roster,
     SpO2Scale,
@@ -162,7 +164,10 @@ def test_shared_device_users_map_to_residents() -> None:
 
 
 def test_news2_from_fresh_parameters() -> None:
-    engine = AlertEngine(roster(), start=T0)
+    # Persistence off: the continuous parameters score their current smoothed values (by
+    # default they score what they held throughout 15 minutes, and this is ten).
+    config = EngineConfig(news2=News2Config(persistence=timedelta(0)))
+    engine = AlertEngine(roster(), config, start=T0)
     engine.ingest(scenario())
     engine.observe_consciousness("r01", Consciousness.ALERT, T0)
     now = T0 + timedelta(minutes=10)

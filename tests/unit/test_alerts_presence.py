@@ -86,16 +86,16 @@ def test_wearable_silent_after_the_floor() -> None:
     engine = make_engine()
     engine.ingest(heart_rate("r01-hr", [70.0] * 10, T0))
     last = T0 + timedelta(seconds=9)
-    keep_alive(engine, last + timedelta(minutes=10))
-    assert "device_silent:r01-hr" not in found(engine, last + timedelta(minutes=9), "device_silent")
-    silent = found(engine, last + timedelta(minutes=10, seconds=1), "device_silent")
+    keep_alive(engine, last + timedelta(minutes=4))
+    assert "device_silent:r01-hr" not in found(engine, last + timedelta(minutes=4), "device_silent")
+    silent = found(engine, last + timedelta(minutes=4, seconds=1), "device_silent")
     condition = silent["device_silent:r01-hr"]
     assert condition.kind is AlertKind.TECHNICAL
     assert condition.severity is Severity.WARNING
     assert condition.resident == "r01"
     assert condition.gateway == "gw1"
     assert condition.message == (
-        "[warning] r01-hr (r01): wearable silent for 10 min (expected every 1 s)"
+        "[warning] r01-hr (r01): wearable silent for 4 min (expected every 1 s)"
     )
 
 
@@ -119,10 +119,10 @@ def test_any_reading_counts_as_presence() -> None:
                 "r01-hr",
                 Metric.HEART_RATE,
                 70,
-                T0 + timedelta(minutes=8),
+                T0 + timedelta(minutes=12),
                 flags=[Quality.NO_CONTACT],
             ),
-            reading("r01-pen", Metric.BATTERY_LEVEL, 80, T0 + timedelta(minutes=8)),
+            reading("r01-pen", Metric.BATTERY_LEVEL, 80, T0 + timedelta(minutes=12)),
         ]
     )
     now = T0 + timedelta(minutes=15)
@@ -163,13 +163,13 @@ def test_sensor_off_the_skin() -> None:
         for i in range(0, 400, 5)
     ]
     engine.ingest(off)
-    now = T0 + timedelta(seconds=10 + 299)
+    now = T0 + timedelta(seconds=10 + 179)
     keep_alive(engine, now)
     assert not found(engine, now, "sensor_off")
-    now = T0 + timedelta(seconds=10 + 300)
+    now = T0 + timedelta(seconds=10 + 180)
     (condition,) = found(engine, now, "sensor_off").values()
     assert condition.device == "r01-hr"
-    assert condition.message == "[warning] r01-hr (r01): wearable reports no skin contact for 5 min"
+    assert condition.message == "[warning] r01-hr (r01): wearable reports no skin contact for 3 min"
     engine.ingest(heart_rate("r01-hr", [70.0], T0 + timedelta(seconds=420)))
     assert not found(engine, T0 + timedelta(seconds=421), "sensor_off")
 

@@ -300,7 +300,8 @@ def _news2_from_emissions(emissions: Iterable[Emission], start: float) -> float 
 
 
 def test_sepsis(home: Site) -> None:
-    sim, emissions = _simulate(home, ["sepsis:r01@10m,duration=2h"], 3 * 3600, 10)
+    # persistence=0: the NEWS2 criterion on the latest readings, as computed below
+    sim, emissions = _simulate(home, ["sepsis:r01@10m,duration=2h,persistence=0s"], 3 * 3600, 10)
     before = sim.vitals("r01", T0 + 300)
     late = sim.vitals("r01", T0 + 600 + 2 * 3600 + 600)
     assert (
@@ -514,7 +515,9 @@ def test_controls_get_no_truth_but_artefacts() -> None:
 
 
 def test_truth_is_the_same_however_devices_are_advanced(home: Site) -> None:
-    specs = ["sepsis:r01@1m,duration=1h", "hypoxaemia:r02@2m", "help_button:r01@3m"]
+    # persistence=0s: NEWS2 on the latest readings. Held over 15 minutes, the criterion is
+    # decided by the continuous readings, which differ between the grids of ticks used here.
+    specs = ["sepsis:r01@1m,duration=1h,persistence=0s", "hypoxaemia:r02@2m", "help_button:r01@3m"]
     together, _ = _simulate(home, specs, 2 * 3600, 10)
     apart = Simulation(home, seed=3, start=START, scenarios=[parse_scenario_arg(s) for s in specs])
     # Each device in turn, on its own grid of ticks, as a runtime with one task per device.
