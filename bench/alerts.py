@@ -297,7 +297,7 @@ def snapshot(state: RuleState) -> dict[str, Any]:
     table = state.thresholds
     per_resident = {
         name: getattr(state, name).T.tolist()  # metric-major in the state, resident-major here
-        for name in ("last_time", "last_value", "current", "last_device")
+        for name in ("last_time", "last_value", "current", "sustained", "last_device")
     }
     return (
         per_resident
@@ -397,17 +397,21 @@ def loop_evaluate(state: RuleState, s: dict[str, Any], now: float) -> set[Key]:
             if best >= 0:
                 add((rule, resident_rule, r, metric.value, best, _value(current[m])))
 
-        def fresh(m: int, window: float) -> tuple[float | None, float]:
+        sustained = s["sustained"][r]
+
+        def fresh(m: int, window: float, held: bool = False) -> tuple[float | None, float]:
             t = last_time[m]  # noqa: B023 - called within this iteration only
             if now - t <= window:
-                return current[m], t  # noqa: B023
+                value = sustained[m] if held else current[m]  # noqa: B023
+                return (None if _nan(value) else value), t
             return None, math.nan
 
-        resp, _ = fresh(rr, news2.respiration_rate.total_seconds())
-        spo2, _ = fresh(sat, news2.spo2.total_seconds())
-        heart, heart_t = fresh(hr, news2.pulse.total_seconds())
-        pulse_rate, pulse_t = fresh(pr, news2.pulse.total_seconds())
-        pulse = pulse_rate if pulse_rate is not None and not heart_t >= pulse_t else heart
+        resp, _ = fresh(rr, news2.respiration_rate.total_seconds(), True)
+        spo2, _ = fresh(sat, news2.spo2.total_seconds(), True)
+        heart, heart_t = fresh(hr, news2.pulse.total_seconds(), True)
+        pulse_rate, pulse_t = fresh(pr, news2.pulse.total_seconds(), True)
+        use_rate = pulse_rate is not None and (heart is None or not heart_t >= pulse_t)
+        pulse = pulse_rate if use_rate else heart
         systolic, _ = fresh(sbp, news2.systolic_bp.total_seconds())
         temperature, _ = fresh(tmp, news2.temperature.total_seconds())
         acvpu = None
