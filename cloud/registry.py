@@ -45,6 +45,7 @@ __all__ = [
     "Directory",
     "SiteFileRegistry",
     "parse_site",
+    "read_site_files",
     "site_files",
 ]
 
@@ -146,19 +147,10 @@ class SiteFileRegistry:
 
     def load_now(self) -> Directory:
         """The blocking form of :meth:`load`."""
-        files, errors = site_files(self._paths)
+        parsed, errors = read_site_files(self._paths)
         entries: list[DeviceEntry] = []
         sites: dict[str, Path] = {}
-        for file in files:
-            try:
-                with file.open("rb") as handle:
-                    data = tomllib.load(handle)
-            except OSError as exc:
-                errors.append(f"{file}: cannot read: {exc}")
-                continue
-            except tomllib.TOMLDecodeError as exc:
-                errors.append(f"{file}: not valid TOML: {exc}")
-                continue
+        for file, data in parsed:
             try:
                 site, found = parse_site(data, str(file))
             except RegistryError as exc:
@@ -187,6 +179,24 @@ def site_files(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
         else:
             errors.append(f"{path}: no such file or folder")
     return files, errors
+
+
+def read_site_files(
+    paths: Sequence[Path],
+) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
+    """Every site file of ``paths`` parsed as TOML, and a line for each path or file that
+    could not be read (every reader of site files reports problems the same way)."""
+    files, errors = site_files(paths)
+    parsed: list[tuple[Path, dict[str, Any]]] = []
+    for file in files:
+        try:
+            with file.open("rb") as handle:
+                parsed.append((file, tomllib.load(handle)))
+        except OSError as exc:
+            errors.append(f"{file}: cannot read: {exc}")
+        except tomllib.TOMLDecodeError as exc:
+            errors.append(f"{file}: not valid TOML: {exc}")
+    return parsed, errors
 
 
 def _identifier(value: Any, where: str, errors: list[str]) -> str | None:

@@ -385,6 +385,7 @@ class AlertService:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._outgoing_ready.set()
         if self._dispatcher is not None:
             self._dispatcher.stop()
 
@@ -482,7 +483,7 @@ class AlertService:
         broker: BrokerSettings = self._alerts.mqtt or self._settings.mqtt
         backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         tls = _tls_context(broker) if broker.tls else None
-        while True:
+        while not self._stopping.is_set():
             session: dict[str, Any]
             if broker.v5:
                 properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -528,10 +529,14 @@ class AlertService:
             await asyncio.sleep(backoff.next())
 
     async def _publish(self, client: aiomqtt.Client) -> None:
-        while True:
-            while not self._outgoing:
+        # The stop flag, not only cancellation, ends this loop: on Python 3.11 a PUBACK that
+        # arrives as the task is cancelled makes aiomqtt's wait_for swallow the cancellation
+        # (fixed in 3.12), and the loop would go on forever (seen as a hang on stopping).
+        while not self._stopping.is_set():
+            if not self._outgoing:
                 self._outgoing_ready.clear()
                 await self._outgoing_ready.wait()
+                continue
             topic, payload = self._outgoing[0]
             await client.publish(topic, payload, qos=1)  # raises MqttError when the link ends
             self._outgoing.popleft()

@@ -10,7 +10,6 @@ required: gateway-offline and device-silent alerts are per gateway), and per res
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from cloud.alerts.engine import Condition
 from cloud.alerts.errors import ConfigError
 from cloud.alerts.news2 import SpO2Scale
 from cloud.errors import RegistryError
-from cloud.registry import parse_site, site_files
+from cloud.registry import parse_site, read_site_files
 from vitals.devices import DeviceKind
 from vitals.topics import ID_PATTERN
 
@@ -214,14 +213,11 @@ def parse_alert_site(data: Mapping[str, Any], source: str = "site") -> AlertSite
 
 def load_sites(paths: Sequence[Path]) -> list[AlertSite]:
     """Every site file in ``paths`` (files, or folders of ``*.toml``)."""
-    files, errors = site_files(paths)
+    parsed, errors = read_site_files(paths)
     sites: list[AlertSite] = []
-    for file in files:
+    for file, data in parsed:
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
             sites.append(parse_alert_site(data, str(file)))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            errors.append(f"{file}: cannot read: {exc}")
         except ConfigError as exc:
             errors.extend(exc.errors or (str(exc),))
     if errors:

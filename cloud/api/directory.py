@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, Protocol, cast
 from cloud.api.errors import DirectoryError
 from cloud.api.policy import ResidentRef
 from cloud.errors import RegistryError
-from cloud.registry import parse_site
+from cloud.registry import parse_site, read_site_files
 
 __all__ = [
     "RECORD_FIELDS",
@@ -240,26 +239,9 @@ class SiteFileDirectory(StaticDirectory):
 
     def read(self) -> Roster:
         """Read every site file (blocking) without replacing the current snapshot."""
-        files: list[Path] = []
-        errors: list[str] = []
-        for path in self._paths:
-            if path.is_dir():
-                files.extend(sorted(p for p in path.glob("*.toml") if p.is_file()))
-            elif path.is_file():
-                files.append(path)
-            else:
-                errors.append(f"{path}: no such file or folder")
+        parsed, errors = read_site_files(self._paths)
         sites: dict[str, tuple[Path, SiteInfo]] = {}
-        for file in files:
-            try:
-                with file.open("rb") as handle:
-                    data = tomllib.load(handle)
-            except OSError as exc:
-                errors.append(f"{file}: cannot read: {exc}")
-                continue
-            except tomllib.TOMLDecodeError as exc:
-                errors.append(f"{file}: not valid TOML: {exc}")
-                continue
+        for file, data in parsed:
             try:
                 site = parse_site_data(data, str(file))
             except DirectoryError as exc:
