@@ -889,7 +889,7 @@ def format_report(report: SoakReport) -> str:
         f"  the gateway's own readings             {a.gateway_own:>12,}   (battery levels "
         "read on connecting: not notifications, not in the delivery log)",
         f"  seq gaps in the store                  {a.seq_gaps:>12,}",
-        f"  outbox rows left at the end            "
+        f"  outbox rows of the period left at end  "
         f"{'-' if report.outbox_left is None else f'{report.outbox_left:,}':>12}"
         + ("" if report.drained else "   (the drain timed out)"),
     ]
@@ -1075,11 +1075,15 @@ def _gateway_toml(
     )
 
 
-def _outbox_rows(path: Path) -> int | None:
-    """Rows still in the gateway's outbox (read-only), ``None`` if it cannot be read."""
+def _outbox_rows(path: Path, until: float) -> int | None:
+    """Rows still in the gateway's outbox (read-only) that it received by ``until`` (Unix
+    seconds: the end of the measured period; the gateway keeps recording after it, and those
+    rows may rightly still be waiting), ``None`` if it cannot be read."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            (rows,) = db.execute("SELECT count(*) FROM readings").fetchone()
+            (rows,) = db.execute(
+                "SELECT count(*) FROM readings WHERE received_us <= ?", (int(until * 1e6),)
+            ).fetchone()
             return int(rows)
     except sqlite3.Error:
         return None
@@ -1903,7 +1907,7 @@ class _Soak:
         self.timeline("measured period over: waiting for everything delivered to be stored")
         self.drained = await _drain(self.ledger, self.end, config.drain_timeout_s, self.timeline)
         self.drain_s = time.time() - self.end
-        self.outbox_left = _outbox_rows(self.outbox)
+        self.outbox_left = _outbox_rows(self.outbox, self.end)
         observer.sample_usage()
         if self.alerts.runs and self.alerts.exit_status is not None:
             self.alerts_note = f"the alerts service exited with status {self.alerts.exit_status}"
