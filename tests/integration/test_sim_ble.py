@@ -374,7 +374,10 @@ async def test_a_host_in_another_process_uses_the_hci_transport() -> None:
         assert advert["address"] == wearable.address
         seen = advert["seen"]
         assert isinstance(seen, list)
-        assert {d.address for d in runtime.simulation.devices} <= set(seen)
+        # What else was seen by then depends on advertising timing (a device may not have
+        # advertised yet when the probe's target did): only the target is certain.
+        assert wearable.address in seen
+        assert set(seen) <= {d.address for d in runtime.simulation.devices}
         received = [bytes.fromhex(str(x["payload"])) for x in lines if x["event"] == "received"]
         assert len(received) >= 3
         for payload in received:
