@@ -200,6 +200,20 @@ def _ids(notifications: Sequence[Notification]) -> str:
     return ",".join(n.recipient.id for n in notifications)
 
 
+def _closed(record: AlertRecord, by: str, now: datetime) -> AlertRecord:
+    """``record`` resolved by ``by`` at ``now``: no snooze and no escalation left."""
+    return replace(
+        record,
+        state=AlertState.RESOLVED,
+        resolved_at=now,
+        resolved_by=by,
+        snoozed_until=None,
+        snoozed_from=None,
+        next_escalation_at=None,
+        updated=now,
+    )
+
+
 class _Book:
     """The working set (unresolved alerts) and the pure rules that change it."""
 
@@ -546,17 +560,7 @@ class _Txn:
                 now,
             )
             return
-        resolved = replace(
-            record,
-            state=AlertState.RESOLVED,
-            resolved_at=now,
-            resolved_by=SYSTEM,
-            updated=now,
-            snoozed_until=None,
-            snoozed_from=None,
-            next_escalation_at=None,
-            condition_active=False,
-        )
+        resolved = replace(_closed(record, SYSTEM, now), condition_active=False)
         self._announce(
             resolved,
             AlertAction.RESOLVED,
@@ -623,15 +627,8 @@ class _Txn:
     def resolve(self, record: AlertRecord, by: str, comment: str | None) -> None:
         now = max(self.now, record.updated)
         resolved = replace(
-            record,
-            state=AlertState.RESOLVED,
-            resolved_at=now,
-            resolved_by=by,
+            _closed(record, by, now),
             comment=comment if comment is not None else record.comment,
-            snoozed_until=None,
-            snoozed_from=None,
-            next_escalation_at=None,
-            updated=now,
         )
         self._announce(
             resolved,
